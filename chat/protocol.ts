@@ -1,0 +1,30 @@
+/**
+ * The chat wire format, as the original programs spoke it: plain text lines, `[name] message`
+ * from clients, and server notices that start with `* ` so any client can show them.
+ */
+
+const encoder = new TextEncoder();
+
+/** The line a client sends for `text` typed by `name`, with its `\n`. */
+export function formatChatLine(name: string, text: string): Uint8Array {
+  return encoder.encode(`[${name}] ${text}\n`);
+}
+
+/** A server notice line, `* text\n`. */
+export function formatNotice(text: string): Uint8Array {
+  return encoder.encode(`* ${text}\n`);
+}
+
+/** `bytes` with a `\n` appended, as one new buffer. */
+export function withNewline(bytes: Uint8Array): Uint8Array {
+  const line = new Uint8Array(bytes.length + 1);
+  line.set(bytes);
+  line[bytes.length] = 0x0a;
+  return line;
+}
+
+/** True for a typed line that means "quit": `q`, `Q` (as the original) or `/quit`. */
+export function isQuit(typed: string): boolean {
+  const text = typed.trim();
+  return text === "q" || text === "Q" || text === "/quit";
+}

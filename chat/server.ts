@@ -1,0 +1,225 @@
+import { getLogger } from "@logtape/logtape";
+import { type Addr, type Conn, formatAddr, type Listener, type Net } from "../net/mod.ts";
+import { LineSplitter } from "./lines.ts";
+import { Outbox } from "./outbox.ts";
+import { formatNotice, withNewline } from "./protocol.ts";
+import { type Member, Room } from "./room.ts";
+
+const log = getLogger(["l4chat", "serv"]);
+
+/** Settings of {@linkcode runServ}; the command line fills them in. */
+export interface ServOptions {
+  /** Address to listen on; port 0 picks a free port. */
+  listen: Addr;
+  /** Clients served at once; the next one gets a refusal line and is closed. */
+  maxClients: number;
+  /** Longest line relayed, in bytes (without its `\n`). */
+  maxLine: number;
+  /** Output a client may have pending before it is disconnected as not reading, in bytes. */
+  maxOutput: number;
+  /** How long shutdown waits for clients to take their last notice, in ms. */
+  shutdownMs?: number;
+}
+
+/** A running chat server. */
+export interface ChatServer {
+  /** The address actually bound. */
+  readonly addr: Addr;
+  /** Clients connected now. */
+  readonly clients: number;
+  /** Stops accepting, tells every client `* server shutting down`, closes them. */
+  stop(): Promise<void>;
+  /** Resolves once the server has stopped. */
+  readonly done: Promise<void>;
+}
+
+const READ_BUFFER_BYTES = 8 * 1024;
+const FLUSH_ON_LEAVE_MS = 2000;
+
+/** Waits for `promise`, or `ms`, whichever comes first. */
+async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([promise, new Promise((resolve) => timer = setTimeout(resolve, ms))]);
+  clearTimeout(timer);
+}
+
+/** One connected client: its socket, its pending output and the loop that writes it. */
+class Session implements Member {
+  readonly id: number;
+  readonly conn: Conn;
+  readonly outbox: Outbox;
+  #wake: (() => void) | undefined;
+  #closing = false;
+  /** Resolves when everything queued before `close(true)` was written, or on failure. */
+  readonly written: Promise<void>;
+
+  constructor(id: number, conn: Conn, maxOutput: number) {
+    this.id = id;
+    this.conn = conn;
+    this.outbox = new Outbox(maxOutput);
+    this.written = this.#writeLoop();
+  }
+
+  deliver(line: Uint8Array): boolean {
+    if (this.#closing || !this.outbox.push(line)) return false;
+    this.#poke();
+    return true;
+  }
+
+  /** Stops taking lines; the write loop ends once the outbox is empty. */
+  finish(): void {
+    this.#closing = true;
+    this.#poke();
+  }
+
+  #poke(): void {
+    const wake = this.#wake;
+    if (wake !== undefined) {
+      this.#wake = undefined;
+      wake();
+    }
+  }
+
+  async #writeLoop(): Promise<void> {
+    try {
+      while (true) {
+        const data = this.outbox.take();
+        if (data !== undefined) {
+          await this.conn.writeAll(data);
+          continue;
+        }
+        if (this.#closing) return;
+        await new Promise<void>((resolve) => this.#wake = resolve);
+      }
+    } catch {
+      // The client went away; its read loop sees that and cleans up.
+      this.conn.close();
+    }
+  }
+}
+
+/**
+ * Runs a chat server: every line a client sends is relayed to every client, the sender
+ * included, in the order the server read them. Resolves once it is listening.
+ */
+export async function runServ(net: Net, options: ServOptions): Promise<ChatServer> {
+  const listener = await net.listen(options.listen);
+  const room = new Room<Session>();
+  const sessions = new Set<Session>();
+  let nextId = 1;
+  let stopping = false;
+  log.info("chat server listening on {addr}", {
+    addr: formatAddr(listener.addr),
+    maxClients: options.maxClients,
+  });
+
+  const evict = (evicted: Session[]) => {
+    for (const session of evicted) {
+      log.warn(
+        "client {id} disconnected: not reading (over {maxOutput} bytes of output pending)",
+        { id: session.id, maxOutput: options.maxOutput },
+      );
+      session.conn.close();
+    }
+  };
+
+  const serveClient = async (conn: Conn) => {
+    const id = nextId++;
+    if (sessions.size >= options.maxClients) {
+      log.warn("client {client} refused: server full ({maxClients} clients)", {
+        client: formatAddr(conn.remoteAddr),
+        maxClients: options.maxClients,
+      });
+      await conn.writeAll(formatNotice(`server full (${options.maxClients} clients), try later`))
+        .catch(() => {});
+      conn.close();
+      return;
+    }
+    const session = new Session(id, conn, options.maxOutput);
+    sessions.add(session);
+    room.join(session);
+    log.info("Connected client IP: {ip}", {
+      ip: conn.remoteAddr.hostname,
+      client: formatAddr(conn.remoteAddr),
+      id,
+      clients: sessions.size,
+    });
+    const splitter = new LineSplitter(options.maxLine);
+    const buf = new Uint8Array(READ_BUFFER_BYTES);
+    try {
+      while (true) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        for (const frame of splitter.push(buf.subarray(0, n))) {
+          if (frame.kind === "line") {
+            log.debug("client {id} says {text}", () => ({
+              id,
+              text: new TextDecoder().decode(frame.bytes),
+            }));
+            evict(room.say(withNewline(frame.bytes)));
+          } else {
+            log.warn("client {id} sent a line of {length} bytes, over --max-line {maxLine}", {
+              id,
+              length: frame.length,
+              maxLine: options.maxLine,
+            });
+            session.deliver(
+              formatNotice(`line too long (over ${options.maxLine} bytes), not relayed`),
+            );
+          }
+        }
+      }
+    } catch {
+      // A reset or a close by eviction or shutdown: the client is gone either way.
+    } finally {
+      room.leave(session);
+      sessions.delete(session);
+      session.finish();
+      if (!stopping) {
+        // Flush what the client is owed (it may only have half-closed), but not forever.
+        await withTimeout(session.written, FLUSH_ON_LEAVE_MS);
+        conn.close();
+        log.info("client {id} terminated", { id, clients: sessions.size });
+      }
+    }
+  };
+
+  const acceptLoop = async (l: Listener) => {
+    for await (const conn of l) serveClient(conn).catch(() => conn.close());
+  };
+  const accepting = acceptLoop(listener);
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((resolve) => resolveDone = resolve);
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      stopping = true;
+      listener.close();
+      await accepting;
+      log.info("chat server shutting down ({clients} clients)", { clients: sessions.size });
+      const notice = formatNotice("server shutting down");
+      const all = [...sessions];
+      for (const session of all) {
+        session.deliver(notice);
+        session.finish();
+      }
+      await withTimeout(
+        Promise.all(all.map((session) => session.written)),
+        options.shutdownMs ?? 2000,
+      );
+      for (const session of all) session.conn.close();
+      resolveDone();
+    })();
+    return stopped;
+  };
+
+  return {
+    addr: listener.addr,
+    get clients() {
+      return sessions.size;
+    },
+    stop,
+    done,
+  };
+}

@@ -1,0 +1,125 @@
+import { parseArgs } from "node:util";
+import { UsageError } from "./errors.ts";
+import type { Addr } from "../net/mod.ts";
+
+/**
+ * Parses a TCP port. `allowZero` accepts 0, which means "pick a free port" when binding.
+ * Throws {@linkcode UsageError} naming `what` when `text` is not a whole number in range.
+ */
+export function parsePort(text: string, what: string, allowZero = false): number {
+  const min = allowZero ? 0 : 1;
+  if (!/^\d{1,5}$/.test(text)) {
+    throw new UsageError(`Cannot parse ${what} "${text}": expected a port number`);
+  }
+  const port = Number(text);
+  if (port < min || port > 65535) {
+    throw new UsageError(`Cannot use ${what} "${text}": expected a port in ${min}..65535`);
+  }
+  return port;
+}
+
+/** Strips the brackets of an IPv6 literal written as `[::1]`. */
+export function parseHost(text: string, what: string): string {
+  const host = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
+  if (host === "" || /[\s/]/.test(host)) {
+    throw new UsageError(`Cannot parse ${what} "${text}": expected a host name or IP address`);
+  }
+  return host;
+}
+
+/**
+ * Parses `host:port`, `[ipv6]:port` or `:port` (all interfaces). Throws
+ * {@linkcode UsageError} naming `what`.
+ */
+export function parseHostPort(text: string, what: string, allowZero = false): Addr {
+  const match = /^(?:\[([^\]]+)\]|([^:\s]*)):(\d+)$/.exec(text);
+  if (match === null) {
+    throw new UsageError(`Cannot parse ${what} "${text}": expected host:port`);
+  }
+  const hostname = match[1] ?? (match[2] === "" ? "0.0.0.0" : match[2]);
+  return { hostname, port: parsePort(match[3], what, allowZero) };
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Parses a duration such as `5s`, `200ms`, `1.5m` or `2h` into milliseconds. A bare number
+ * is seconds. `allowZero` accepts 0 (meaning "off" where a flag says so).
+ */
+export function parseDurationMs(text: string, what: string, allowZero = false): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (match === null) {
+    throw new UsageError(
+      `Cannot parse ${what} "${text}": expected a duration such as 500ms, 5s or 2m`,
+    );
+  }
+  const ms = Math.round(Number(match[1]) * DURATION_UNITS[match[2] ?? "s"]);
+  if (ms === 0 && !allowZero) {
+    throw new UsageError(`Cannot use ${what} "${text}": expected a duration above zero`);
+  }
+  return ms;
+}
+
+/** Parses a size such as `4096`, `64k`, `1m` or `1MiB` into bytes. */
+export function parseBytes(text: string, what: string): number {
+  const match = /^(\d+)\s*(|b|k|kb|kib|m|mb|mib|g|gb|gib)$/i.exec(text.trim());
+  if (match === null) {
+    throw new UsageError(
+      `Cannot parse ${what} "${text}": expected a size such as 4096, 64KiB or 1MiB`,
+    );
+  }
+  const unit = match[2].toLowerCase()[0] ?? "";
+  const factor = unit === "k" ? 1024 : unit === "m" ? 1024 ** 2 : unit === "g" ? 1024 ** 3 : 1;
+  const bytes = Number(match[1]) * factor;
+  if (bytes <= 0) throw new UsageError(`Cannot use ${what} "${text}": expected a size above zero`);
+  return bytes;
+}
+
+/** Parses a whole number in `min..max`. */
+export function parseInteger(text: string, what: string, min: number, max: number): number {
+  if (!/^-?\d+$/.test(text.trim())) {
+    throw new UsageError(`Cannot parse ${what} "${text}": expected a whole number`);
+  }
+  const value = Number(text);
+  if (value < min || value > max) {
+    throw new UsageError(`Cannot use ${what} "${text}": expected ${min}..${max}`);
+  }
+  return value;
+}
+
+/** The options of {@linkcode parseFlags}, as `node:util` `parseArgs` takes them. */
+export type FlagSpec = Record<string, { type: "string" | "boolean"; short?: string }>;
+
+/** Flags and positionals of one command line. */
+export interface ParsedFlags {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+/**
+ * Parses `args` with `node:util` `parseArgs` (strict), turning its errors into one-line
+ * {@linkcode UsageError}s such as `Unknown flag --prot`.
+ */
+export function parseFlags(args: string[], spec: FlagSpec): ParsedFlags {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: spec,
+      allowPositionals: true,
+      strict: true,
+      allowNegative: false,
+    });
+    return { values: values as ParsedFlags["values"], positionals };
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const flag = /'(-[^' ]+)/.exec((err as Error).message)?.[1] ?? "";
+    if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") throw new UsageError(`Unknown flag ${flag}`);
+    if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
+      throw new UsageError(`Missing or bad value for ${flag}`);
+    }
+    if (code === "ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL") {
+      throw new UsageError("Unexpected argument");
+    }
+    throw new UsageError((err as Error).message.split("\n")[0]);
+  }
+}

@@ -1,0 +1,105 @@
+import { getLogger } from "@logtape/logtape";
+import type { Net } from "../net/mod.ts";
+import type { Backend, BackendPool } from "./backend.ts";
+import { type HealthChange, HealthState, type HealthThresholds } from "./health.ts";
+
+const log = getLogger(["l4chat", "lb", "health"]);
+
+/** Settings of the active health checks. */
+export interface HealthOptions extends HealthThresholds {
+  /** Time between two checks of one backend, in ms. */
+  intervalMs: number;
+  /** How long one check's TCP connect may take, in ms. */
+  timeoutMs: number;
+}
+
+/** The original's start-up and recovery line for a backend. */
+export function formatOperating(backend: Backend): string {
+  return `server ip :${backend.addr.hostname} port : ${backend.addr.port} operating`;
+}
+
+/**
+ * Checks every backend with a TCP connect every `intervalMs` and feeds the results, and the
+ * proxy's connect failures (passive checks), into one {@linkcode HealthState} per backend.
+ * Only transitions are logged. Backends in `maint` are not checked.
+ */
+export class HealthMonitor {
+  readonly #net: Net;
+  readonly #pool: BackendPool;
+  readonly #options: HealthOptions;
+  readonly #states = new Map<number, HealthState>();
+  readonly #timers = new Map<number, ReturnType<typeof setTimeout>>();
+  #stopped = false;
+
+  constructor(net: Net, pool: BackendPool, options: HealthOptions) {
+    this.#net = net;
+    this.#pool = pool;
+    this.#options = options;
+  }
+
+  /** The health state of `backend`. */
+  state(backend: Backend): HealthState {
+    let state = this.#states.get(backend.id);
+    if (state === undefined) {
+      state = new HealthState(this.#options);
+      this.#states.set(backend.id, state);
+    }
+    return state;
+  }
+
+  /** Starts checking every backend of the pool. */
+  start(): void {
+    for (const backend of this.#pool.all()) this.#schedule(backend, 0);
+  }
+
+  /** Stops all checks. */
+  stop(): void {
+    this.#stopped = true;
+    for (const timer of this.#timers.values()) clearTimeout(timer);
+    this.#timers.clear();
+  }
+
+  /** A proxied connect to `backend` failed: counts toward `fall` like a failed check. */
+  connectFailed(backend: Backend): void {
+    this.#record(backend, false, "connect failed");
+  }
+
+  /** A proxied connect to `backend` succeeded. */
+  connected(backend: Backend): void {
+    this.#record(backend, true, "connected");
+  }
+
+  #schedule(backend: Backend, delayMs: number): void {
+    if (this.#stopped) return;
+    const timer = setTimeout(() => this.#probe(backend), delayMs);
+    this.#timers.set(backend.id, timer);
+  }
+
+  async #probe(backend: Backend): Promise<void> {
+    if (backend.state !== "maint") {
+      try {
+        const conn = await this.#net.connect(backend.addr, { timeoutMs: this.#options.timeoutMs });
+        conn.close();
+        this.#record(backend, true, "check passed");
+      } catch (err) {
+        this.#record(backend, false, (err as Error).message);
+      }
+    }
+    this.#schedule(backend, this.#options.intervalMs);
+  }
+
+  #record(backend: Backend, ok: boolean, reason: string): void {
+    if (this.#stopped) return;
+    const change: HealthChange | undefined = this.state(backend).observe(ok, Date.now());
+    if (change === undefined) return;
+    this.#pool.setAlive(backend, change === "up");
+    if (change === "up") {
+      log.info(formatOperating(backend), { backendId: backend.id, health: "up" });
+    } else {
+      log.warn(
+        `server ip :${backend.addr.hostname} port : ${backend.addr.port} dead ({reason})`,
+        { reason, backendId: backend.id, health: "down" },
+      );
+    }
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * l4chat: a layer-4 TCP load balancer (`lb`), a line-based chat server (`serv`) and a
+ * terminal chat client (`clnt`) in one executable. This file only dispatches.
+ *
+ * @module
+ */
+import process from "node:process";
+import type { Command } from "./cli/command.ts";
+import { FatalError, UsageError } from "./cli/errors.ts";
+import { clntCommand } from "./chat/clnt_cli.ts";
+import { servCommand } from "./chat/serv_cli.ts";
+import { lbCommand } from "./lb/cli.ts";
+import { demoCommand } from "./demo/mod.ts";
+import { loadNet } from "./net/mod.ts";
+import denoJson from "./deno.json" with { type: "json" };
+
+const COMMANDS: Record<string, Command> = {
+  lb: lbCommand,
+  serv: servCommand,
+  clnt: clntCommand,
+  demo: demoCommand,
+};
+
+const USAGE = "usage: l4chat <lb|serv|clnt|demo> [arguments] [--help]";
+
+const HELP = `${USAGE}
+
+l4chat ${denoJson.version}: a layer-4 TCP load balancer and the chat pair that runs behind it.
+
+Subcommands:
+  lb [<bind-ip>] <server> <port> [<server> <port> ...]
+                               TCP load balancer (round robin, health checks, NAT table)
+  serv <port>                  line-based chat server
+  clnt <host> <port> <name>    terminal chat client
+  demo                         three servers, the load balancer and four scripted clients
+
+Options:
+  -h, --help                   show this help (l4chat <subcommand> --help for each)
+  -V, --version                show the version
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined) {
+    process.stderr.write(`l4chat: Missing subcommand\n${USAGE}\n`);
+    return 2;
+  }
+  if (name === "-h" || name === "--help") {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (name === "-V" || name === "--version") {
+    const net = await loadNet();
+    process.stdout.write(`l4chat ${denoJson.version} (${net.runtime})\n`);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (command === undefined) {
+    process.stderr.write(`l4chat: Unknown subcommand "${name}"\n${USAGE}\n`);
+    return 2;
+  }
+  if (args.includes("-h") || args.includes("--help")) {
+    process.stdout.write(command.help);
+    return 0;
+  }
+  const debug = args.includes("--debug");
+  try {
+    return await command.run(args.filter((arg) => arg !== "--debug"), await loadNet());
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`l4chat ${name}: ${err.message}\n${command.usage}\n`);
+      return 2;
+    }
+    if (err instanceof FatalError) {
+      process.stderr.write(`l4chat ${name}: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`l4chat: ${debug ? (err as Error).stack : (err as Error).message}\n`);
+    return 1;
+  }
+}
+
+process.exit(await main(process.argv.slice(2)));

@@ -1,0 +1,271 @@
+import { lookup } from "node:dns/promises";
+import {
+  type Addr,
+  type Conn,
+  type Direction,
+  type HttpServer,
+  type Listener,
+  type Net,
+  NetError,
+  type NetErrorCode,
+  type RelayCounters,
+  type RelayOptions,
+  type RelayResult,
+} from "./mod.ts";
+import { RELAY_BUFFER_MAX, RELAY_BUFFER_MIN } from "./_buffer.ts";
+
+const DENO_ERROR_CODES: Record<string, NetErrorCode> = {
+  ConnectionRefused: "ConnectionRefused",
+  ConnectionReset: "ConnectionReset",
+  ConnectionAborted: "ConnectionReset",
+  BrokenPipe: "BrokenPipe",
+  TimedOut: "TimedOut",
+  AddrInUse: "AddrInUse",
+  AddrNotAvailable: "AddrNotAvailable",
+  NotFound: "NotFound",
+  PermissionDenied: "PermissionDenied",
+  NotCapable: "PermissionDenied",
+  BadResource: "Closed",
+  Interrupted: "Closed",
+};
+
+/** Maps whatever Deno threw to a {@linkcode NetError}. */
+function toNetError(err: unknown): NetError {
+  if (err instanceof NetError) return err;
+  if (err instanceof Error) {
+    let code = DENO_ERROR_CODES[err.name] ?? "Other";
+    const message = err.message.replace(/ \(os error \d+\)$/, "").toLowerCase();
+    if (code === "Other" && /lookup address|name or service|no address/i.test(message)) {
+      code = "NotFound";
+    }
+    return new NetError(code, message, { cause: err });
+  }
+  return new NetError("Other", String(err));
+}
+
+function toAddr(addr: Deno.Addr): Addr {
+  const net = addr as Deno.NetAddr;
+  return { hostname: net.hostname, port: net.port };
+}
+
+class DenoConn implements Conn {
+  readonly inner: Deno.TcpConn;
+  readonly localAddr: Addr;
+  readonly remoteAddr: Addr;
+  #closed = false;
+
+  constructor(inner: Deno.TcpConn) {
+    this.inner = inner;
+    this.localAddr = toAddr(inner.localAddr);
+    this.remoteAddr = toAddr(inner.remoteAddr);
+    try {
+      inner.setNoDelay(true);
+    } catch {
+      // The peer may already have reset the connection; the first read will say so.
+    }
+  }
+
+  async read(buf: Uint8Array): Promise<number | null> {
+    try {
+      return await this.inner.read(buf);
+    } catch (err) {
+      throw toNetError(err);
+    }
+  }
+
+  async writeAll(data: Uint8Array): Promise<void> {
+    try {
+      let written = 0;
+      while (written < data.length) {
+        written += await this.inner.write(data.subarray(written));
+      }
+    } catch (err) {
+      throw toNetError(err);
+    }
+  }
+
+  async closeWrite(): Promise<void> {
+    try {
+      await this.inner.closeWrite();
+    } catch {
+      // Already closed or reset: there is nothing left to shut down.
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.inner.close();
+    } catch {
+      // Closed by the runtime already.
+    }
+  }
+}
+
+class DenoListener implements Listener {
+  readonly addr: Addr;
+  #inner: Deno.TcpListener;
+  #closed = false;
+
+  constructor(inner: Deno.TcpListener) {
+    this.#inner = inner;
+    this.addr = toAddr(inner.addr);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Conn> {
+    while (!this.#closed) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await this.#inner.accept();
+      } catch (err) {
+        if (this.#closed || (err instanceof Error && err.name === "BadResource")) return;
+        // Out of file descriptors and the like: back off briefly rather than spin or stop.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      yield new DenoConn(conn);
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#inner.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+/**
+ * Copies `src` to `dst` until end of stream, then half-closes `dst`. The buffer starts small,
+ * so an idle connection holds little memory, and doubles while reads fill it (bulk flows).
+ */
+async function pump(
+  src: Deno.TcpConn,
+  dst: Deno.TcpConn,
+  counters: RelayCounters,
+  direction: Direction,
+  options: RelayOptions | undefined,
+): Promise<void> {
+  const key = direction === "up" ? "bytesUp" : "bytesDown";
+  const onChunk = options?.onChunk;
+  let buf = new Uint8Array(RELAY_BUFFER_MIN);
+  while (true) {
+    const n = await src.read(buf);
+    if (n === null) break;
+    let written = 0;
+    while (written < n) written += await dst.write(buf.subarray(written, n));
+    counters[key] += n;
+    if (onChunk !== undefined) onChunk(direction, n);
+    if (n === buf.length && buf.length < RELAY_BUFFER_MAX) buf = new Uint8Array(buf.length * 2);
+  }
+  try {
+    await dst.closeWrite();
+  } catch {
+    // The peer is already gone; the other direction will find out.
+  }
+  options?.onEnd?.(direction);
+}
+
+async function relay(
+  a: Conn,
+  b: Conn,
+  counters: RelayCounters,
+  options?: RelayOptions,
+): Promise<RelayResult> {
+  const ca = (a as DenoConn).inner;
+  const cb = (b as DenoConn).inner;
+  let error: NetError | undefined;
+  const fail = (err: unknown) => {
+    // The first failure wins; closing both sides ends the other direction's pending read.
+    if (error === undefined) error = toNetError(err);
+    a.close();
+    b.close();
+  };
+  await Promise.all([
+    pump(ca, cb, counters, "up", options).catch(fail),
+    pump(cb, ca, counters, "down", options).catch(fail),
+  ]);
+  return error === undefined ? {} : { error };
+}
+
+async function connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Conn> {
+  const pending = Deno.connect({ hostname: addr.hostname, port: addr.port, transport: "tcp" });
+  const timeoutMs = options?.timeoutMs;
+  if (timeoutMs === undefined) {
+    try {
+      return new DenoConn(await pending);
+    } catch (err) {
+      throw toNetError(err);
+    }
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new NetError("TimedOut", `connect timed out after ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return new DenoConn(await Promise.race([pending, timeout]));
+  } catch (err) {
+    // A connect that completes after the timeout must not leak its socket.
+    pending.then((conn) => conn.close(), () => {});
+    throw toNetError(err);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function listen(addr: Addr): Promise<Listener> {
+  try {
+    return await Promise.resolve(
+      new DenoListener(
+        Deno.listen({ hostname: addr.hostname, port: addr.port, transport: "tcp" }),
+      ),
+    );
+  } catch (err) {
+    throw toNetError(err);
+  }
+}
+
+async function resolve(hostname: string): Promise<string[]> {
+  try {
+    const found = await lookup(hostname, { all: true });
+    return [...new Set(found.map((entry) => entry.address))];
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw new NetError(
+      code === "ENOTFOUND" || code === "EAI_AGAIN" ? "NotFound" : "Other",
+      `cannot resolve ${hostname}`,
+      { cause: err },
+    );
+  }
+}
+
+function serveHttp(
+  addr: Addr,
+  handler: (req: Request) => Promise<Response>,
+): Promise<HttpServer> {
+  return new Promise((resolveServer, rejectServer) => {
+    try {
+      const server = Deno.serve({
+        hostname: addr.hostname,
+        port: addr.port,
+        onListen: () => {},
+        onError: () => new Response("internal error", { status: 500 }),
+      }, handler);
+      resolveServer({ addr: toAddr(server.addr), shutdown: () => server.shutdown() });
+    } catch (err) {
+      rejectServer(toNetError(err));
+    }
+  });
+}
+
+/** The {@linkcode Net} of Deno: `Deno.listen`, `Deno.connect` and `Deno.serve`. */
+export function denoNet(): Net {
+  return { runtime: `deno ${Deno.version.deno}`, listen, connect, relay, resolve, serveHttp };
+}

@@ -1,0 +1,150 @@
+/**
+ * The runtime seam: the only module family in l4chat that touches sockets.
+ *
+ * Shared code declares what it needs of the network as {@linkcode Net}; each runtime implements
+ * it (`deno.ts` today) and the rest of l4chat never imports an implementation. `main.ts` calls
+ * {@linkcode loadNet} once and passes the result down.
+ *
+ * @example Listen, connect and echo one chunk
+ * ```ts ignore
+ * import { loadNet } from "./mod.ts";
+ * const net = await loadNet();
+ * const listener = await net.listen({ hostname: "127.0.0.1", port: 0 });
+ * const client = await net.connect(listener.addr, { timeoutMs: 1000 });
+ * ```
+ *
+ * @module
+ */
+
+/** A TCP endpoint. `hostname` is an IP literal (without brackets) or a host name. */
+export interface Addr {
+  hostname: string;
+  port: number;
+}
+
+/** A connected TCP socket. Owned by whoever received it: they must call `close()`. */
+export interface Conn {
+  /** This side's address. */
+  readonly localAddr: Addr;
+  /** The peer's address. */
+  readonly remoteAddr: Addr;
+  /** Reads into `buf`; resolves to the byte count, or `null` at end of stream. */
+  read(buf: Uint8Array): Promise<number | null>;
+  /** Writes all of `data`, waiting while the peer is slow (backpressure). */
+  writeAll(data: Uint8Array): Promise<void>;
+  /** Shuts down the write side (TCP half-close); reads continue. Never throws. */
+  closeWrite(): Promise<void>;
+  /** Closes both directions. Idempotent, never throws. */
+  close(): void;
+}
+
+/** Accepts connections until closed. */
+export interface Listener extends AsyncIterable<Conn> {
+  /** The bound address, with the real port when port 0 was asked for. */
+  readonly addr: Addr;
+  /** Stops accepting; the iteration ends. Idempotent. */
+  close(): void;
+}
+
+/**
+ * Byte counters that {@linkcode Net.relay} updates in place while it copies. `a` is the
+ * downstream side (the client), `b` the upstream side (the backend).
+ */
+export interface RelayCounters {
+  /** Bytes copied from `a` to `b`. */
+  bytesUp: number;
+  /** Bytes copied from `b` to `a`. */
+  bytesDown: number;
+}
+
+/** One direction of a relay: `up` is `a` to `b`, `down` is `b` to `a`. */
+export type Direction = "up" | "down";
+
+/** How a relay ended. */
+export interface RelayResult {
+  /** The first error seen on either side, if any ended the relay early. */
+  error?: NetError;
+}
+
+/** Options of {@linkcode Net.relay}. */
+export interface RelayOptions {
+  /** Called after each chunk is written; only pass it when it is needed (debug logging). */
+  onChunk?: (direction: Direction, bytes: number) => void;
+  /**
+   * Called once per direction when it has finished cleanly: its source reached end of stream
+   * and the other side's write half was shut down. Not called for a direction ended by error.
+   */
+  onEnd?: (direction: Direction) => void;
+}
+
+/** A running HTTP server. */
+export interface HttpServer {
+  readonly addr: Addr;
+  /** Stops the server; resolves when it has finished. */
+  shutdown(): Promise<void>;
+}
+
+/** What l4chat needs of the network. Every implementation passes `net/_contract.ts`. */
+export interface Net {
+  /** The runtime's name, for `--version` and logs. */
+  readonly runtime: string;
+  /** Binds a TCP listener. Rejects with {@linkcode NetError} (`AddrInUse`, ...). */
+  listen(addr: Addr): Promise<Listener>;
+  /**
+   * Connects with TCP_NODELAY set. Rejects with {@linkcode NetError}: `ConnectionRefused`,
+   * `TimedOut` after `timeoutMs`, `NotFound` when the name does not resolve.
+   */
+  connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Conn>;
+  /**
+   * Copies bytes both ways between `a` and `b` until both directions reach end of stream.
+   * When one side ends its stream, the other side's write half is shut down (half-close is
+   * carried through). An error on either side closes both at once. Updates `counters` in
+   * place. Never rejects; does not close the connections when both end cleanly, the caller
+   * does.
+   */
+  relay(a: Conn, b: Conn, counters: RelayCounters, options?: RelayOptions): Promise<RelayResult>;
+  /** Resolves `hostname` to every address it has (IP literals resolve to themselves). */
+  resolve(hostname: string): Promise<string[]>;
+  /** Serves HTTP on `addr` with `handler`. */
+  serveHttp(addr: Addr, handler: (req: Request) => Promise<Response>): Promise<HttpServer>;
+}
+
+/** The one vocabulary for network failures, whatever the runtime reported. */
+export type NetErrorCode =
+  | "ConnectionRefused"
+  | "ConnectionReset"
+  | "BrokenPipe"
+  | "TimedOut"
+  | "AddrInUse"
+  | "AddrNotAvailable"
+  | "NotFound"
+  | "PermissionDenied"
+  | "Closed"
+  | "Other";
+
+/** A network failure with a runtime-independent `code`. */
+export class NetError extends Error {
+  /** What went wrong, in l4chat's vocabulary. */
+  readonly code: NetErrorCode;
+
+  constructor(code: NetErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "NetError";
+    this.code = code;
+  }
+}
+
+/** Formats an address as `ip:port`, with brackets around IPv6 literals. */
+export function formatAddr(addr: Addr): string {
+  return addr.hostname.includes(":")
+    ? `[${addr.hostname}]:${addr.port}`
+    : `${addr.hostname}:${addr.port}`;
+}
+
+/**
+ * Loads the {@linkcode Net} of the runtime l4chat runs on. Called once, by `main.ts`.
+ */
+export async function loadNet(): Promise<Net> {
+  const { denoNet } = await import("./deno.ts");
+  return denoNet();
+}
