@@ -1,0 +1,280 @@
+/**
+ * Helpers of the end-to-end tests: start l4chat as a real process, read its output line by
+ * line, wait for a line with a deadline, and talk to it over loopback.
+ *
+ * The process under test is `deno run` of `main.ts` with the permissions the README gives,
+ * or the executable named by the environment variable `L4CHAT_BIN` (a compiled binary).
+ *
+ * @module
+ */
+
+const ROOT = new URL("../", import.meta.url);
+/** The permissions l4chat runs with in the README and the release binaries. */
+export const RUN_PERMISSIONS = ["--allow-net"];
+const DEFAULT_TIMEOUT_MS = 15_000;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The command line that runs l4chat with `args`. */
+export function l4chatCommand(args: string[]): { cmd: string; args: string[] } {
+  const bin = Deno.env.get("L4CHAT_BIN");
+  if (bin !== undefined && bin !== "") return { cmd: bin, args };
+  return {
+    cmd: Deno.execPath(),
+    args: ["run", "--quiet", ...RUN_PERMISSIONS, new URL("main.ts", ROOT).pathname, ...args],
+  };
+}
+
+/** Rejects after `ms` with `message`, unless `promise` settles first. */
+export async function deadline<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${message}`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Collects a stream's lines and lets a test wait for one that matches. */
+class LineLog {
+  readonly lines: string[] = [];
+  #waiters: { pattern: RegExp; from: number; resolve: (m: RegExpMatchArray) => void }[] = [];
+  #ended = false;
+  #endWaiters: (() => void)[] = [];
+  readonly name: string;
+
+  constructor(name: string, stream: ReadableStream<Uint8Array>) {
+    this.name = name;
+    this.#consume(stream);
+  }
+
+  async #consume(stream: ReadableStream<Uint8Array>): Promise<void> {
+    let pending = "";
+    try {
+      for await (const chunk of stream) {
+        pending += decoder.decode(chunk, { stream: true });
+        let newline;
+        while ((newline = pending.indexOf("\n")) !== -1) {
+          this.#add(pending.slice(0, newline));
+          pending = pending.slice(newline + 1);
+        }
+      }
+    } catch {
+      // The process was killed; what was read stays.
+    }
+    if (pending !== "") this.#add(pending);
+    this.#ended = true;
+    for (const resolve of this.#endWaiters) resolve();
+  }
+
+  #add(line: string): void {
+    const index = this.lines.push(line) - 1;
+    this.#waiters = this.#waiters.filter((waiter) => {
+      if (index < waiter.from) return true;
+      const match = line.match(waiter.pattern);
+      if (match === null) return true;
+      waiter.resolve(match);
+      return false;
+    });
+  }
+
+  /** Resolves once the stream has ended. */
+  ended(): Promise<void> {
+    if (this.#ended) return Promise.resolve();
+    return new Promise((resolve) => this.#endWaiters.push(resolve));
+  }
+
+  /** Number of lines so far; pass it as `from` to wait only for later lines. */
+  get mark(): number {
+    return this.lines.length;
+  }
+
+  /** Waits for a line matching `pattern` at index `from` or later. */
+  waitFor(
+    pattern: RegExp,
+    options?: { from?: number; timeoutMs?: number },
+  ): Promise<RegExpMatchArray> {
+    const from = options?.from ?? 0;
+    for (let i = from; i < this.lines.length; i++) {
+      const match = this.lines[i].match(pattern);
+      if (match !== null) return Promise.resolve(match);
+    }
+    const found = new Promise<RegExpMatchArray>((resolve) =>
+      this.#waiters.push({ pattern, from, resolve })
+    );
+    const timeoutMs = options?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    return deadline(
+      found,
+      timeoutMs,
+      `${this.name} never printed ${pattern}; it printed:\n${this.lines.slice(-30).join("\n")}`,
+    );
+  }
+
+  /** How many lines (from `from` on) match `pattern`. */
+  count(pattern: RegExp, from = 0): number {
+    return this.lines.slice(from).filter((line) => pattern.test(line)).length;
+  }
+}
+
+/** A running l4chat process. Dispose of it (`await using`) to kill it and reap it. */
+export class L4chat implements AsyncDisposable {
+  readonly child: Deno.ChildProcess;
+  readonly stdout: LineLog;
+  readonly stderr: LineLog;
+  readonly status: Promise<Deno.CommandStatus>;
+  #stdin: WritableStreamDefaultWriter<Uint8Array> | undefined;
+
+  constructor(args: string[], options?: { stdin?: boolean; env?: Record<string, string> }) {
+    const { cmd, args: fullArgs } = l4chatCommand(args);
+    this.child = new Deno.Command(cmd, {
+      args: fullArgs,
+      stdin: options?.stdin ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: options?.env,
+    }).spawn();
+    const label = `l4chat ${args.join(" ")}`;
+    this.stdout = new LineLog(`${label} (stdout)`, this.child.stdout);
+    this.stderr = new LineLog(`${label} (stderr)`, this.child.stderr);
+    if (options?.stdin) this.#stdin = this.child.stdin.getWriter();
+    this.status = this.child.status;
+  }
+
+  /** The process id. */
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  /** Writes `text` to the process's stdin. */
+  async type(text: string): Promise<void> {
+    await this.#stdin!.write(encoder.encode(text));
+  }
+
+  /** Closes the process's stdin (end of input). */
+  async closeStdin(): Promise<void> {
+    if (this.#stdin === undefined) return;
+    const writer = this.#stdin;
+    this.#stdin = undefined;
+    await writer.close().catch(() => {});
+  }
+
+  /** Sends `signal` to the process. */
+  kill(signal: Deno.Signal = "SIGTERM"): void {
+    try {
+      this.child.kill(signal);
+    } catch {
+      // Already gone.
+    }
+  }
+
+  /** Waits for the process to exit (bounded) and returns its exit code. */
+  async exited(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<number> {
+    const status = await deadline(this.status, timeoutMs, "process did not exit");
+    await Promise.all([this.stdout.ended(), this.stderr.ended()]);
+    return status.code;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.closeStdin();
+    this.kill("SIGKILL");
+    await this.status;
+    await Promise.all([this.stdout.ended(), this.stderr.ended()]);
+  }
+}
+
+/** Starts `l4chat serv 0 ...` on 127.0.0.1 and waits until it listens; returns its port. */
+export async function startServ(args: string[] = []): Promise<{ proc: L4chat; port: number }> {
+  const proc = new L4chat(["serv", "0", "--host", "127.0.0.1", ...args]);
+  const match = await proc.stderr.waitFor(/chat server listening on .*:(\d+)$/);
+  return { proc, port: Number(match[1]) };
+}
+
+/**
+ * Starts `l4chat lb 127.0.0.1 <backends...> --port 0 ...` and waits until it listens;
+ * returns its port.
+ */
+export async function startLb(
+  backendPorts: number[],
+  args: string[] = [],
+): Promise<{ proc: L4chat; port: number }> {
+  const backends = backendPorts.flatMap((port) => ["127.0.0.1", String(port)]);
+  const proc = new L4chat(["lb", "127.0.0.1", ...backends, "--port", "0", ...args]);
+  const match = await proc.stderr.waitFor(/load balancer listening on .*:(\d+) /);
+  return { proc, port: Number(match[1]) };
+}
+
+/** Starts `l4chat clnt 127.0.0.1 <port> <name>` with stdin piped. */
+export function startClnt(port: number, name: string, args: string[] = []): L4chat {
+  return new L4chat(["clnt", "127.0.0.1", String(port), name, ...args], { stdin: true });
+}
+
+/** A raw TCP client on loopback for tests that speak bytes. */
+export class RawClient implements Disposable {
+  readonly conn: Deno.TcpConn;
+  #pending = "";
+  #buf = new Uint8Array(64 * 1024);
+
+  private constructor(conn: Deno.TcpConn) {
+    this.conn = conn;
+  }
+
+  /** Connects to `port` on `hostname` (127.0.0.1 by default). */
+  static async connect(port: number, hostname = "127.0.0.1"): Promise<RawClient> {
+    return new RawClient(await Deno.connect({ hostname, port }));
+  }
+
+  /** Sends `data` (a string is UTF-8 encoded). */
+  async send(data: string | Uint8Array): Promise<void> {
+    const bytes = typeof data === "string" ? encoder.encode(data) : data;
+    let written = 0;
+    while (written < bytes.length) written += await this.conn.write(bytes.subarray(written));
+  }
+
+  /** Reads the next line (without `\n`); null at end of stream. Bounded by `timeoutMs`. */
+  async readLine(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string | null> {
+    return await deadline(this.#readLine(), timeoutMs, "no line arrived");
+  }
+
+  async #readLine(): Promise<string | null> {
+    while (true) {
+      const newline = this.#pending.indexOf("\n");
+      if (newline !== -1) {
+        const line = this.#pending.slice(0, newline);
+        this.#pending = this.#pending.slice(newline + 1);
+        return line;
+      }
+      const n = await this.conn.read(this.#buf);
+      if (n === null) return null;
+      this.#pending += decoder.decode(this.#buf.subarray(0, n), { stream: true });
+    }
+  }
+
+  /** Resolves true once the peer has closed (end of stream or reset), within `timeoutMs`. */
+  async closedByPeer(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<boolean> {
+    return await deadline(
+      (async () => {
+        try {
+          while ((await this.conn.read(this.#buf)) !== null) { /* drain */ }
+        } catch {
+          // A reset counts as closed.
+        }
+        return true;
+      })(),
+      timeoutMs,
+      "the peer did not close the connection",
+    );
+  }
+
+  [Symbol.dispose](): void {
+    try {
+      this.conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
