@@ -115,6 +115,17 @@ class LineLog {
     );
   }
 
+  /** Waits until `n` lines in all match `pattern`. */
+  async waitForCount(pattern: RegExp, n: number, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+    let from = 0;
+    let seen = 0;
+    while (seen < n) {
+      await this.waitFor(pattern, { from, timeoutMs });
+      seen = this.count(pattern);
+      from = this.mark;
+    }
+  }
+
   /** How many lines (from `from` on) match `pattern`. */
   count(pattern: RegExp, from = 0): number {
     return this.lines.slice(from).filter((line) => pattern.test(line)).length;
@@ -217,6 +228,7 @@ export function startClnt(port: number, name: string, args: string[] = []): L4ch
 export class RawClient implements Disposable {
   readonly conn: Deno.TcpConn;
   #pending = "";
+  #pos = 0;
   #buf = new Uint8Array(64 * 1024);
 
   private constructor(conn: Deno.TcpConn) {
@@ -242,15 +254,18 @@ export class RawClient implements Disposable {
 
   async #readLine(): Promise<string | null> {
     while (true) {
-      const newline = this.#pending.indexOf("\n");
+      const newline = this.#pending.indexOf("\n", this.#pos);
       if (newline !== -1) {
-        const line = this.#pending.slice(0, newline);
-        this.#pending = this.#pending.slice(newline + 1);
+        const line = this.#pending.slice(this.#pos, newline);
+        this.#pos = newline + 1;
         return line;
       }
       const n = await this.conn.read(this.#buf);
       if (n === null) return null;
-      this.#pending += decoder.decode(this.#buf.subarray(0, n), { stream: true });
+      // Drop what was consumed before appending, so long streams stay linear.
+      this.#pending = this.#pending.slice(this.#pos) +
+        decoder.decode(this.#buf.subarray(0, n), { stream: true });
+      this.#pos = 0;
     }
   }
 
