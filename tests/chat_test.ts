@@ -196,7 +196,7 @@ Deno.test("serv on SIGTERM tells clients it is shutting down and exits 0", async
   assert.equal(await a.readLine(), "* server shutting down");
   assert.equal(await a.readLine(), null);
   assert.equal(await serv.exited(), 0);
-  assert.equal(serv.stderr.count(/error|stack|    at /i), 0);
+  assert.equal(serv.stderr.count(/error|stack|^\s+at /i), 0);
 });
 
 Deno.test("serv listens on IPv6 loopback and names the bound port", async () => {
