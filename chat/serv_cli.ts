@@ -1,4 +1,11 @@
-import { parseBytes, parseFlags, parseHost, parseInteger, parsePort } from "../cli/args.ts";
+import {
+  parseBytes,
+  parseDurationMs,
+  parseFlags,
+  parseHost,
+  parseInteger,
+  parsePort,
+} from "../cli/args.ts";
 import type { Command } from "../cli/command.ts";
 import { FatalError, UsageError } from "../cli/errors.ts";
 import {
@@ -31,6 +38,11 @@ Options:
                       one notice line and stays connected (default: 4096)
   --max-output BYTES  output pending for one client before it is disconnected as not
                       reading (default: 1MiB)
+  --accept-proxy      expect a PROXY protocol header (v1 or v2, as l4chat lb --send-proxy
+                      or HAProxy send it) first on every connection, and name clients by
+                      the real client address it carries; a connection without a
+                      valid one is closed with one log line (default: off)
+  --proxy-timeout DUR how long that header may take to arrive (default: 5s)
   --log-level LEVEL   error, warn, info or debug (default: info)
   --log-format FMT    text or json (default: text)
   -h, --help          show this help
@@ -50,6 +62,8 @@ export function parseServArgs(args: string[]): ServCommand {
     "max-clients": { type: "string" },
     "max-line": { type: "string" },
     "max-output": { type: "string" },
+    "accept-proxy": { type: "boolean" },
+    "proxy-timeout": { type: "string" },
     "log-level": { type: "string" },
     "log-format": { type: "string" },
   });
@@ -67,6 +81,8 @@ export function parseServArgs(args: string[]): ServCommand {
       maxClients: parseInteger(str("max-clients") ?? "256", "--max-clients", 1, 1_000_000),
       maxLine: parseBytes(str("max-line") ?? "4096", "--max-line"),
       maxOutput: parseBytes(str("max-output") ?? "1MiB", "--max-output"),
+      acceptProxy: values["accept-proxy"] === true,
+      proxyTimeoutMs: parseDurationMs(str("proxy-timeout") ?? "5s", "--proxy-timeout"),
     },
     logLevel: parseLogLevel(str("log-level") ?? "info"),
     logFormat: parseLogFormat(str("log-format") ?? "text"),

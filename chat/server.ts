@@ -1,5 +1,7 @@
 import { getLogger } from "@logtape/logtape";
 import { type Addr, type Conn, formatAddr, type Listener, type Net } from "../net/mod.ts";
+import { ProxyHeaderError } from "../net/proxy_protocol.ts";
+import { readProxyHeader } from "../net/read_proxy_header.ts";
 import { LineSplitter } from "./lines.ts";
 import { Outbox } from "./outbox.ts";
 import { formatNotice, withNewline } from "./protocol.ts";
@@ -17,6 +19,13 @@ export interface ServOptions {
   maxLine: number;
   /** Output a client may have pending before it is disconnected as not reading, in bytes. */
   maxOutput: number;
+  /**
+   * Expect a PROXY protocol header (v1 or v2) first on every connection and name clients by
+   * the address it carries. A connection without a valid one is closed.
+   */
+  acceptProxy?: boolean;
+  /** How long a PROXY header may take to arrive, in ms. */
+  proxyTimeoutMs?: number;
   /** How long shutdown waits for clients to take their last notice, in ms. */
   shutdownMs?: number;
 }
@@ -125,9 +134,25 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
 
   const serveClient = async (conn: Conn) => {
     const id = nextId++;
+    let remote = conn.remoteAddr;
+    let first: Uint8Array | undefined;
+    if (options.acceptProxy) {
+      try {
+        const { header, rest } = await readProxyHeader(conn, options.proxyTimeoutMs ?? 5000);
+        if (header.source !== undefined) remote = header.source;
+        first = rest;
+      } catch (err) {
+        log.warn("connection from {client} closed: {reason}", {
+          client: formatAddr(conn.remoteAddr),
+          reason: err instanceof ProxyHeaderError ? err.message : "connection lost",
+        });
+        conn.close();
+        return;
+      }
+    }
     if (sessions.size >= options.maxClients) {
       log.warn("client {client} refused: server full ({maxClients} clients)", {
-        client: formatAddr(conn.remoteAddr),
+        client: formatAddr(remote),
         maxClients: options.maxClients,
       });
       await conn.writeAll(formatNotice(`server full (${options.maxClients} clients), try later`))
@@ -139,8 +164,8 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
     sessions.add(session);
     room.join(session);
     log.info("Connected client IP: {ip}", {
-      ip: conn.remoteAddr.hostname,
-      client: formatAddr(conn.remoteAddr),
+      ip: remote.hostname,
+      client: formatAddr(remote),
       id,
       clients: sessions.size,
     });
@@ -148,9 +173,16 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
     const buf = new Uint8Array(READ_BUFFER_BYTES);
     try {
       while (true) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        for (const frame of splitter.push(buf.subarray(0, n))) {
+        let chunk: Uint8Array;
+        if (first !== undefined) {
+          chunk = first;
+          first = undefined;
+        } else {
+          const n = await conn.read(buf);
+          if (n === null) break;
+          chunk = buf.subarray(0, n);
+        }
+        for (const frame of splitter.push(chunk)) {
           if (frame.kind === "line") {
             log.debug("client {id} says {text}", () => ({
               id,

@@ -39,6 +39,9 @@ Options:
   --hc-timeout DUR          timeout of one health check's TCP connect (default: 2s)
   --hc-fall N               failures in a row that mark a backend dead (default: 3)
   --hc-rise N               successes in a row that bring it back (default: 1)
+  --send-proxy VERSION      send a PROXY protocol header (v1 text or v2 binary) to backends
+                            before the client's bytes, so they learn the real client
+                            address (l4chat serv --accept-proxy reads it) (default: off)
   --grace DUR               on SIGTERM/SIGINT, how long connections may finish before the
                             rest are closed; a second signal stops at once (default: 30s)
   --log-level LEVEL         error, warn, info or debug (debug logs every chunk relayed)
@@ -68,6 +71,7 @@ export function parseLbArgs(args: string[]): LbCommand {
     "hc-fall": { type: "string" },
     "hc-rise": { type: "string" },
     grace: { type: "string" },
+    "send-proxy": { type: "string" },
     "log-level": { type: "string" },
     "log-format": { type: "string" },
   });
@@ -104,10 +108,19 @@ export function parseLbArgs(args: string[]): LbCommand {
         rise: parseInteger(str("hc-rise", "1"), "--hc-rise", 1, 1000),
       },
       graceMs: parseDurationMs(str("grace", "30s"), "--grace", true),
+      sendProxy: parseSendProxy(values["send-proxy"] as string | undefined),
     },
     logLevel: parseLogLevel(str("log-level", "info")),
     logFormat: parseLogFormat(str("log-format", "text")),
   };
+}
+
+/** Parses `--send-proxy`: `v1`, `v2` (or `1`, `2`); undefined when it is not given. */
+export function parseSendProxy(text: string | undefined): 1 | 2 | undefined {
+  if (text === undefined) return undefined;
+  if (text === "v1" || text === "1") return 1;
+  if (text === "v2" || text === "2") return 2;
+  throw new UsageError(`Cannot use --send-proxy "${text}": expected v1 or v2`);
 }
 
 /** `l4chat lb`: runs the load balancer until SIGINT or SIGTERM, then exits 0. */

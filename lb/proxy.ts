@@ -1,5 +1,6 @@
 import { getLogger } from "@logtape/logtape";
 import { type Conn, formatAddr, type Net, type RelayOptions } from "../net/mod.ts";
+import { encodeProxyHeader } from "../net/proxy_protocol.ts";
 import type { Backend, BackendPool } from "./backend.ts";
 import type { Balancer } from "./balancer.ts";
 import type { HealthMonitor } from "./health_probe.ts";
@@ -18,6 +19,8 @@ export interface ProxyOptions {
   connectTimeoutMs: number;
   /** How many backends one client may be tried on before it is closed. */
   connectTries: number;
+  /** Send a PROXY protocol header of this version to backends before the client's bytes. */
+  sendProxy?: 1 | 2;
 }
 
 /** What {@linkcode Proxy} works with; the shell in `mod.ts` builds it. */
@@ -149,6 +152,13 @@ export class Proxy {
       tried.add(backend.id);
       try {
         const upstream = await net.connect(backend.addr, { timeoutMs: options.connectTimeoutMs });
+        if (options.sendProxy !== undefined) {
+          const header = encodeProxyHeader(options.sendProxy, client.remoteAddr, client.localAddr);
+          await upstream.writeAll(header).catch((err) => {
+            upstream.close();
+            throw err;
+          });
+        }
         return [backend, upstream];
       } catch (err) {
         pool.connectFailed(backend);

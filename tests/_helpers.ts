@@ -8,6 +8,8 @@
  * @module
  */
 
+import { createConnection, type Socket as NodeSocket } from "node:net";
+
 const ROOT = new URL("../", import.meta.url);
 /** The permissions l4chat runs with in the README and the release binaries. */
 export const RUN_PERMISSIONS = ["--allow-net"];
@@ -292,4 +294,16 @@ export class RawClient implements Disposable {
       // Already closed.
     }
   }
+}
+
+/**
+ * Connects to `port` on 127.0.0.1 from the source address `localAddress` (another loopback
+ * address such as 127.0.0.2), which Deno.connect cannot choose; node:net can.
+ */
+export function connectFrom(localAddress: string, port: number): Promise<NodeSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: "127.0.0.1", port, localAddress });
+    socket.once("connect", () => resolve(socket));
+    socket.once("error", reject);
+  });
 }
