@@ -14,6 +14,7 @@ import { onStopSignal } from "../cli/signals.ts";
 import { type ChatServer, runServ } from "../chat/server.ts";
 import { LineSplitter } from "../chat/lines.ts";
 import { formatChatLine } from "../chat/protocol.ts";
+import { defaultConfig } from "../lb/config.ts";
 import { type LoadBalancer, runLb } from "../lb/mod.ts";
 import { type Conn, formatAddr, type Net } from "../net/mod.ts";
 
@@ -92,13 +93,12 @@ async function startLb(net: Net, servers: ChatServer[], port: number | undefined
   for (const candidate of ports) {
     try {
       return await runLb(net, {
-        listen: { hostname: "127.0.0.1", port: candidate },
-        backends: servers.map((server) => ({ addr: server.addr })),
-        balance: "round-robin",
-        connectTimeoutMs: 2000,
-        connectTries: 3,
+        ...defaultConfig(
+          { hostname: "127.0.0.1", port: candidate },
+          servers.map((server) => ({ addr: server.addr })),
+        ),
         // Each check is a connect that every chat server logs; keep them rare in the demo.
-        health: { intervalMs: 30_000, timeoutMs: 2000, fall: 3, rise: 1 },
+        hcIntervalMs: 30_000,
         graceMs: 1000,
       });
     } catch (err) {

@@ -1,26 +1,40 @@
-import type { Addr } from "../net/mod.ts";
+import { type Addr, formatAddr } from "../net/mod.ts";
 
 /** The administrative state of a backend. */
 export type BackendState = "ready" | "drain" | "maint";
 
 /** One backend server and what the load balancer knows of it. Owned by {@linkcode BackendPool}. */
 export interface Backend {
-  /** Stable id; backends are numbered in configuration order, from 1. */
+  /** Stable id, never reused; backends are numbered in the order they were added, from 1. */
   readonly id: number;
-  /** Where to connect. */
+  /** Where to connect: an IP address when the configured name was resolved. */
   readonly addr: Addr;
+  /** The address as configured (`host:port`): several backends share it when a name resolves to several addresses. */
+  readonly name: string;
   /** Relative share of new connections for the weighted algorithms (1 and up). */
   weight: number;
   /** `ready` takes new connections; `drain` and `maint` do not. */
   state: BackendState;
+  /** Connections at once; 0 is no limit. */
+  maxConn: number;
+  /** PROXY header version sent to this backend, if any (overrides the global setting). */
+  sendProxy?: 1 | 2;
   /** Health: false once health checks (or connect failures) have marked it dead. */
   alive: boolean;
+  /** When it last came back to life or was added (ms), for slow start; undefined if never. */
+  upSinceMs?: number;
   /** Proxied connections open now. */
   active: number;
   /** Proxied connections opened since start. */
   total: number;
   /** Failed connects since start (health probes not included). */
   connectFailures: number;
+  /** Bytes relayed from clients to this backend by connections already closed. */
+  bytesUp: number;
+  /** Bytes relayed from this backend to clients by connections already closed. */
+  bytesDown: number;
+  /** Set once it is to be removed: it takes no new connections and goes when empty. */
+  removing: boolean;
 }
 
 /** How a backend is configured. */
@@ -28,29 +42,36 @@ export interface BackendConfig {
   addr: Addr;
   weight?: number;
   state?: BackendState;
+  /** Connections at once; 0 or absent is no limit. */
+  maxConn?: number;
+  sendProxy?: 1 | 2;
+}
+
+/** What {@linkcode BackendPool.candidates} takes into account besides health and state. */
+export interface CandidateOptions {
+  /** Backends already tried for this connection. */
+  exclude?: ReadonlySet<number>;
+  /** Now, in ms; needed for slow start. */
+  nowMs?: number;
+  /** Slow-start ramp, in ms; 0 or absent is off. */
+  slowstartMs?: number;
+  /** A number in [0, 1); slow start skips a ramping backend when it is above the ramp. */
+  random?: number;
 }
 
 /**
  * The backends of one load balancer. The only owner of backend state: health probes, the
- * proxy and (later) the admin endpoint change it through these methods.
+ * proxy, config reloads and the admin endpoint change it through these methods.
  */
 export class BackendPool {
-  #backends: Backend[];
+  #backends: Backend[] = [];
+  #nextId = 1;
 
-  constructor(configs: readonly BackendConfig[]) {
-    this.#backends = configs.map((config, index) => ({
-      id: index + 1,
-      addr: config.addr,
-      weight: config.weight ?? 1,
-      state: config.state ?? "ready",
-      alive: true,
-      active: 0,
-      total: 0,
-      connectFailures: 0,
-    }));
+  constructor(configs: readonly BackendConfig[] = []) {
+    for (const config of configs) this.add(config, formatAddr(config.addr));
   }
 
-  /** Every backend, in configuration order. */
+  /** Every backend, in the order added. */
   all(): readonly Backend[] {
     return this.#backends;
   }
@@ -60,20 +81,72 @@ export class BackendPool {
     return this.#backends.find((backend) => backend.id === id);
   }
 
-  /**
-   * The backends that may take a new connection: alive, `ready`, and not in `exclude`
-   * (those already tried for this connection). In configuration order.
-   */
-  candidates(exclude?: ReadonlySet<number>): Backend[] {
-    return this.#backends.filter((backend) =>
-      backend.alive && backend.state === "ready" && !exclude?.has(backend.id)
-    );
+  /** Adds a backend connecting to `config.addr`, configured as `name`; returns it. */
+  add(config: BackendConfig, name = formatAddr(config.addr), nowMs?: number): Backend {
+    const backend: Backend = {
+      id: this.#nextId++,
+      addr: config.addr,
+      name,
+      weight: config.weight ?? 1,
+      state: config.state ?? "ready",
+      maxConn: config.maxConn ?? 0,
+      sendProxy: config.sendProxy,
+      alive: true,
+      upSinceMs: nowMs,
+      active: 0,
+      total: 0,
+      connectFailures: 0,
+      bytesUp: 0,
+      bytesDown: 0,
+      removing: false,
+    };
+    this.#backends.push(backend);
+    return backend;
   }
 
-  /** Sets the health of `backend`; returns true when that changed it. */
-  setAlive(backend: Backend, alive: boolean): boolean {
+  /**
+   * Applies `config` to an existing backend (weight, state, maxconn, PROXY version). A
+   * backend being removed stays so.
+   */
+  update(backend: Backend, config: Omit<BackendConfig, "addr">): void {
+    if (config.weight !== undefined) backend.weight = config.weight;
+    if (config.state !== undefined) backend.state = config.state;
+    if (config.maxConn !== undefined) backend.maxConn = config.maxConn;
+    backend.sendProxy = config.sendProxy;
+  }
+
+  /**
+   * Marks `backend` for removal: it takes no new connections, and is dropped from the pool
+   * once its last connection closes (at once if it has none). Returns true if it is gone now.
+   */
+  remove(backend: Backend): boolean {
+    backend.removing = true;
+    if (backend.state === "ready") backend.state = "drain";
+    return this.#dropIfDone(backend);
+  }
+
+  /**
+   * The backends that may take a new connection, in the order added: alive, `ready`, not
+   * being removed, under their `maxConn`, not in `exclude`, and past the slow-start draw.
+   */
+  candidates(options: CandidateOptions = {}): Backend[] {
+    const { exclude, nowMs, slowstartMs, random } = options;
+    return this.#backends.filter((backend) => {
+      if (!backend.alive || backend.state !== "ready" || backend.removing) return false;
+      if (backend.maxConn > 0 && backend.active >= backend.maxConn) return false;
+      if (exclude?.has(backend.id)) return false;
+      if (slowstartMs && nowMs !== undefined && random !== undefined) {
+        return random < rampFraction(backend, nowMs, slowstartMs);
+      }
+      return true;
+    });
+  }
+
+  /** Sets the health of `backend` at `nowMs`; returns true when that changed it. */
+  setAlive(backend: Backend, alive: boolean, nowMs?: number): boolean {
     if (backend.alive === alive) return false;
     backend.alive = alive;
+    if (alive) backend.upSinceMs = nowMs;
     return true;
   }
 
@@ -83,13 +156,87 @@ export class BackendPool {
     backend.total++;
   }
 
-  /** Counts a proxied connection to `backend` closed; once per `opened`. */
-  closed(backend: Backend): void {
+  /**
+   * Counts a proxied connection to `backend` closed, once per `opened`, with the bytes it
+   * relayed. A backend being removed leaves the pool with its last connection.
+   */
+  closed(backend: Backend, bytesUp = 0, bytesDown = 0): void {
     backend.active--;
+    backend.bytesUp += bytesUp;
+    backend.bytesDown += bytesDown;
+    if (backend.removing) this.#dropIfDone(backend);
   }
 
   /** Counts a failed connect to `backend`. */
   connectFailed(backend: Backend): void {
     backend.connectFailures++;
   }
+
+  #dropIfDone(backend: Backend): boolean {
+    if (backend.active > 0) return false;
+    const index = this.#backends.indexOf(backend);
+    if (index !== -1) this.#backends.splice(index, 1);
+    return true;
+  }
+}
+
+/**
+ * How far `backend` is through its slow start at `nowMs`, from just above 0 to 1: the share
+ * of new connections it should take relative to a backend at full strength.
+ */
+export function rampFraction(backend: Backend, nowMs: number, slowstartMs: number): number {
+  if (backend.upSinceMs === undefined || slowstartMs <= 0) return 1;
+  const elapsed = nowMs - backend.upSinceMs;
+  if (elapsed >= slowstartMs) return 1;
+  return Math.max(0.05, elapsed / slowstartMs);
+}
+
+/** A configured backend after name resolution: one entry per address the name has. */
+export interface ResolvedBackend {
+  /** The address as configured (`host:port`). */
+  name: string;
+  config: BackendConfig;
+}
+
+/** What {@linkcode reconcile} changed. */
+export interface ReconcileResult {
+  added: Backend[];
+  updated: Backend[];
+  /** Marked for removal (drained first if they have connections). */
+  removed: Backend[];
+}
+
+/**
+ * Brings `pool` in line with `wanted` (a reload): backends not wanted any more are removed
+ * (drained first), wanted ones that exist are updated in place, keeping their connections,
+ * counters and health, and new ones are added at `nowMs` (so slow start applies to them).
+ * A backend is the same across reloads when its name and address are.
+ */
+export function reconcile(
+  pool: BackendPool,
+  wanted: readonly ResolvedBackend[],
+  nowMs: number,
+): ReconcileResult {
+  const key = (name: string, addr: Addr) => `${name}|${formatAddr(addr)}`;
+  const existing = new Map<string, Backend>();
+  for (const backend of pool.all()) existing.set(key(backend.name, backend.addr), backend);
+  const result: ReconcileResult = { added: [], updated: [], removed: [] };
+  const kept = new Set<Backend>();
+  for (const { name, config } of wanted) {
+    const backend = existing.get(key(name, config.addr));
+    if (backend === undefined) {
+      result.added.push(pool.add(config, name, nowMs));
+      continue;
+    }
+    backend.removing = false;
+    pool.update(backend, { ...config, state: config.state ?? "ready" });
+    kept.add(backend);
+    result.updated.push(backend);
+  }
+  for (const backend of [...pool.all()]) {
+    if (kept.has(backend) || result.added.includes(backend) || backend.removing) continue;
+    pool.remove(backend);
+    result.removed.push(backend);
+  }
+  return result;
 }

@@ -1,4 +1,8 @@
-import { parseDurationMs, parseFlags, parseHost, parseInteger, parsePort } from "../cli/args.ts";
+import process from "node:process";
+import { watch } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { getLogger } from "@logtape/logtape";
+import { type FlagSpec, parseFlags, parseHost, parseInteger, parsePort } from "../cli/args.ts";
 import type { Command } from "../cli/command.ts";
 import { FatalError, UsageError } from "../cli/errors.ts";
 import {
@@ -10,13 +14,28 @@ import {
 } from "../cli/log.ts";
 import { onStopSignal } from "../cli/signals.ts";
 import { formatAddr } from "../net/mod.ts";
-import type { BackendConfig } from "./backend.ts";
-import { BALANCERS } from "./balancers/mod.ts";
-import { type LbOptions, runLb } from "./mod.ts";
+import type { BackendConfig, BackendState } from "./backend.ts";
+import {
+  applySetting,
+  CONFIG_MAX_BYTES,
+  type ConfigProblem,
+  DEFAULT_PORT,
+  defaultConfig,
+  formatProblem,
+  type LbConfig,
+  parseConfigText,
+  parseProxyVersion,
+  SETTINGS,
+} from "./config.ts";
+import { type LoadBalancer, runLb } from "./mod.ts";
+
+const log = getLogger(["l4chat", "lb"]);
 
 /** The one-line usage of `l4chat lb`. */
 export const LB_USAGE =
-  "usage: l4chat lb [<bind-ip>] <server> <port> [<server> <port> ...] [options]";
+  "usage: l4chat lb [<bind-ip>] <server> <port> [<server> <port> ...] [options] | lb --config FILE";
+
+const fallback = (name: string) => SETTINGS.find((setting) => setting.name === name)!.fallback;
 
 /** `l4chat lb --help`. */
 export const LB_HELP = `${LB_USAGE}
@@ -28,25 +47,65 @@ and bytes are relayed both ways unchanged. The original's form works as it did:
 
 Arguments:
   <bind-ip>                 address to listen on (IPv4, IPv6 such as "::" or "[::1]", a name)
-  <server> <port>           a backend: host name, IPv4 or IPv6 address, and port
+  <server> <port>           a backend: host name, IPv4 or IPv6 address, and port; a name
+                            with several addresses gives one backend per address
+  <server> <port>,weight=N  the same with options after commas: weight=N (1..1000,
+                            default 1), maxconn=N (0 is no limit), state=ready|drain|maint,
+                            send-proxy=v1|v2
 
 Options:
-  --port PORT               port to listen on (default: 20000; 0 picks a free one)
-  --balance NAME            ${Object.keys(BALANCERS).join(", ")} (default: round-robin)
-  --connect-timeout DUR     timeout of one backend connect (default: 2s)
-  --connect-tries N         backends tried for one client before it is closed (default: 3)
-  --hc-interval DUR         time between health checks of a backend (default: 5s)
-  --hc-timeout DUR          timeout of one health check's TCP connect (default: 2s)
-  --hc-fall N               failures in a row that mark a backend dead (default: 3)
-  --hc-rise N               successes in a row that bring it back (default: 1)
+  --port PORT               port to listen on (default: ${DEFAULT_PORT}; 0 picks a free one)
+  --config FILE             read listen address, settings and backends from a JSONC file
+                            (keys are these flags' names); SIGHUP or a change of the file
+                            reloads it in place; flags given here override the file
+  --check                   with --config: check the file, print every problem, exit 2
+  --balance NAME            how each new client is given a backend (default: ${
+  fallback("balance")
+}):
+                              round-robin           in turn, in the order given
+                              weighted-round-robin  in turn by weight, smoothly (nginx)
+                              least-conn            fewest open connections per weight
+                              p2c                   the less loaded of two drawn at random
+                              source-hash           by client IP (rendezvous hashing)
+                              maglev                by client IP (Maglev consistent hashing)
+  --connect-timeout DUR     timeout of one backend connect (default: ${fallback("connect-timeout")})
+  --connect-tries N         backends tried for one client before it is closed (default: ${
+  fallback("connect-tries")
+})
+  --hc-interval DUR         time between health checks of a backend (default: ${
+  fallback("hc-interval")
+})
+  --hc-timeout DUR          timeout of one health check's TCP connect (default: ${
+  fallback("hc-timeout")
+})
+  --hc-fall N               failures in a row (checks or client connects) that mark a
+                            backend dead (default: ${fallback("hc-fall")})
+  --hc-rise N               successful checks in a row that bring it back (default: ${
+  fallback("hc-rise")
+})
+  --max-conns N             connections at once, whole load balancer; over it a new client
+                            is closed at once (default: ${fallback("max-conns")}; 0 is no limit)
+  --max-conns-per-ip N      connections at once from one client IP (default: ${
+  fallback("max-conns-per-ip")
+}, no limit)
+  --idle-timeout DUR        close a connection with no traffic either way for this long
+                            (default: ${fallback("idle-timeout")}, off)
+  --max-lifetime DUR        close connections older than this, with up to 20% jitter, so
+                            long-lived ones rebalance after backends are added (default: ${
+  fallback("max-lifetime")
+}, off)
+  --slowstart DUR           ramp a backend that comes back (or is added) up to its full
+                            share over this long (default: ${fallback("slowstart")}, off)
   --send-proxy VERSION      send a PROXY protocol header (v1 text or v2 binary) to backends
                             before the client's bytes, so they learn the real client
                             address (l4chat serv --accept-proxy reads it) (default: off)
   --grace DUR               on SIGTERM/SIGINT, how long connections may finish before the
-                            rest are closed; a second signal stops at once (default: 30s)
+                            rest are closed (spread over 1s); a second signal stops at once
+                            (default: ${fallback("grace")})
   --log-level LEVEL         error, warn, info or debug (debug logs every chunk relayed)
                             (default: info)
-  --log-format FMT          text or json (default: text)
+  --log-format FMT          text or json: one object per event, with client, backend,
+                            duration and bytes on close (default: text)
   -h, --help                show this help
 
 Durations: 500ms, 5s, 2m, 1h (a bare number is seconds).
@@ -54,73 +113,188 @@ Durations: 500ms, 5s, 2m, 1h (a bare number is seconds).
 
 /** Everything `l4chat lb` was asked to do. */
 export interface LbCommand {
-  options: LbOptions;
+  /** The config to start with (the file's, with the flags applied over it). */
+  config: LbConfig;
+  /** The config file, if any. */
+  configPath?: string;
+  /** Settings given as flags, re-applied over the file at every reload. */
+  overrides: Record<string, string>;
+  /** `--port`, which wins over the file's listen port. */
+  port?: number;
+  /** Only check the config file. */
+  check: boolean;
   logLevel: LogLevelName;
   logFormat: LogFormat;
 }
 
-/** Parses the arguments of `l4chat lb` (after the subcommand). Throws UsageError. */
+const FLAGS: FlagSpec = {
+  port: { type: "string" },
+  config: { type: "string" },
+  check: { type: "boolean" },
+  "log-level": { type: "string" },
+  "log-format": { type: "string" },
+  ...Object.fromEntries(SETTINGS.map((setting) => [setting.name, { type: "string" as const }])),
+};
+
+const BACKEND_STATES: readonly string[] = ["ready", "drain", "maint"];
+
+/**
+ * Parses one positional backend: `<server>` and `<port>` or `<port>,key=value,...` with keys
+ * weight, maxconn, state and send-proxy. Throws UsageError naming the server.
+ */
+export function parseBackend(server: string, portText: string): BackendConfig {
+  const hostname = parseHost(server, "<server>");
+  const [port, ...params] = portText.split(",");
+  const config: BackendConfig = {
+    addr: { hostname, port: parsePort(port, `<port> of server "${server}"`) },
+  };
+  const seen = new Set<string>();
+  for (const param of params) {
+    const [key, value] = param.split("=", 2);
+    const what = `${key} of server "${server}"`;
+    if (value === undefined || seen.has(key)) {
+      throw new UsageError(
+        `Cannot parse <port> of server "${server}" "${portText}": expected PORT or PORT,weight=N`,
+      );
+    }
+    seen.add(key);
+    if (key === "weight") config.weight = parseInteger(value, what, 1, 1000);
+    else if (key === "maxconn") config.maxConn = parseInteger(value, what, 0, 10_000_000);
+    else if (key === "send-proxy") config.sendProxy = parseProxyVersion(value, what);
+    else if (key === "state" && BACKEND_STATES.includes(value)) {
+      config.state = value as BackendState;
+    } else {
+      throw new UsageError(
+        `Cannot parse <port> of server "${server}" "${portText}": unknown option "${param}" (weight, maxconn, state, send-proxy)`,
+      );
+    }
+  }
+  return config;
+}
+
+/**
+ * Parses the arguments of `l4chat lb` (after the subcommand). With `--config`, the file is
+ * read by {@linkcode loadLbConfig} instead. Throws UsageError.
+ */
 export function parseLbArgs(args: string[]): LbCommand {
-  const { values, positionals } = parseFlags(args, {
-    port: { type: "string" },
-    balance: { type: "string" },
-    "connect-timeout": { type: "string" },
-    "connect-tries": { type: "string" },
-    "hc-interval": { type: "string" },
-    "hc-timeout": { type: "string" },
-    "hc-fall": { type: "string" },
-    "hc-rise": { type: "string" },
-    grace: { type: "string" },
-    "send-proxy": { type: "string" },
-    "log-level": { type: "string" },
-    "log-format": { type: "string" },
-  });
-  const str = (name: string, fallback: string) => (values[name] as string | undefined) ?? fallback;
+  const { values, positionals } = parseFlags(args, FLAGS);
+  const str = (name: string) => values[name] as string | undefined;
+  const overrides: Record<string, string> = {};
+  for (const setting of SETTINGS) {
+    const value = str(setting.name);
+    if (value !== undefined) overrides[setting.name] = value;
+  }
+  const portText = str("port");
+  const common = {
+    overrides,
+    port: portText === undefined ? undefined : parsePort(portText, "--port", true),
+    check: values.check === true,
+    logLevel: parseLogLevel(str("log-level") ?? "info"),
+    logFormat: parseLogFormat(str("log-format") ?? "text"),
+  };
+  const configPath = str("config");
+  if (configPath !== undefined) {
+    if (positionals.length > 0) {
+      throw new UsageError("Give backends in the --config file or as arguments, not both");
+    }
+    // Filled in by loadLbConfig; checked here so that bad flags fail before the file is read.
+    const config = defaultConfig({ hostname: "0.0.0.0", port: DEFAULT_PORT }, []);
+    applyOverrides(config, common);
+    return { config, configPath, ...common };
+  }
+  if (common.check) throw new UsageError("--check needs --config FILE");
   const rest = [...positionals];
   const bind = rest.length % 2 === 1 ? parseHost(rest.shift()!, "<bind-ip>") : "0.0.0.0";
   if (rest.length === 0) throw new UsageError("Missing backend: give at least one <server> <port>");
   const backends: BackendConfig[] = [];
-  for (let i = 0; i < rest.length; i += 2) {
-    backends.push({
-      addr: {
-        hostname: parseHost(rest[i], "<server>"),
-        port: parsePort(rest[i + 1], `<port> of server "${rest[i]}"`),
-      },
-    });
-  }
-  const balance = str("balance", "round-robin");
-  if (!(balance in BALANCERS)) {
-    throw new UsageError(
-      `Cannot use --balance "${balance}": expected ${Object.keys(BALANCERS).join(", ")}`,
-    );
-  }
-  return {
-    options: {
-      listen: { hostname: bind, port: parsePort(str("port", "20000"), "--port", true) },
-      backends,
-      balance,
-      connectTimeoutMs: parseDurationMs(str("connect-timeout", "2s"), "--connect-timeout"),
-      connectTries: parseInteger(str("connect-tries", "3"), "--connect-tries", 1, 100),
-      health: {
-        intervalMs: parseDurationMs(str("hc-interval", "5s"), "--hc-interval"),
-        timeoutMs: parseDurationMs(str("hc-timeout", "2s"), "--hc-timeout"),
-        fall: parseInteger(str("hc-fall", "3"), "--hc-fall", 1, 1000),
-        rise: parseInteger(str("hc-rise", "1"), "--hc-rise", 1, 1000),
-      },
-      graceMs: parseDurationMs(str("grace", "30s"), "--grace", true),
-      sendProxy: parseSendProxy(values["send-proxy"] as string | undefined),
-    },
-    logLevel: parseLogLevel(str("log-level", "info")),
-    logFormat: parseLogFormat(str("log-format", "text")),
-  };
+  for (let i = 0; i < rest.length; i += 2) backends.push(parseBackend(rest[i], rest[i + 1]));
+  const config = defaultConfig({ hostname: bind, port: DEFAULT_PORT }, backends);
+  applyOverrides(config, common);
+  return { config, ...common };
 }
 
-/** Parses `--send-proxy`: `v1`, `v2` (or `1`, `2`); undefined when it is not given. */
-export function parseSendProxy(text: string | undefined): 1 | 2 | undefined {
-  if (text === undefined) return undefined;
-  if (text === "v1" || text === "1") return 1;
-  if (text === "v2" || text === "2") return 2;
-  throw new UsageError(`Cannot use --send-proxy "${text}": expected v1 or v2`);
+/** Applies the settings given as flags over `config`. */
+function applyOverrides(
+  config: LbConfig,
+  command: Pick<LbCommand, "overrides" | "port">,
+): void {
+  for (const [name, value] of Object.entries(command.overrides)) applySetting(config, name, value);
+  if (command.port !== undefined) config.listen = { ...config.listen, port: command.port };
+}
+
+/** The result of {@linkcode loadLbConfig}. */
+export type LoadResult = { ok: true; config: LbConfig } | { ok: false; problems: string[] };
+
+/** Reads and checks the config file of `command`, with the command's flags applied over it. */
+export async function loadLbConfig(command: LbCommand): Promise<LoadResult> {
+  const path = command.configPath!;
+  let text: string;
+  try {
+    const bytes = await readFile(path);
+    if (bytes.length > CONFIG_MAX_BYTES) {
+      return { ok: false, problems: [`${path}: file over ${CONFIG_MAX_BYTES} bytes`] };
+    }
+    text = new TextDecoder().decode(bytes);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const reason = code === "ENOENT" ? "no such file" : (err as Error).message;
+    return { ok: false, problems: [`Cannot read ${path}: ${reason}`] };
+  }
+  const parsed = parseConfigText(text);
+  if (!parsed.ok) {
+    return {
+      ok: false,
+      problems: parsed.problems.map((p: ConfigProblem) => formatProblem(path, p)),
+    };
+  }
+  applyOverrides(parsed.config, command);
+  return { ok: true, config: parsed.config };
+}
+
+/** Reloads `lb` from its config file; a file with problems is refused and logged. */
+async function reloadFromFile(lb: LoadBalancer, command: LbCommand, why: string): Promise<void> {
+  const loaded = await loadLbConfig(command);
+  if (!loaded.ok) {
+    for (const problem of loaded.problems) log.error("{problem}", { problem });
+    log.error("config {path} refused ({why}): keeping the running config", {
+      event: "reload-refused",
+      path: command.configPath,
+      why,
+    });
+    return;
+  }
+  log.info("reloading {path} ({why})", { path: command.configPath, why });
+  await lb.reload(loaded.config);
+}
+
+/** Watches the config file and SIGHUP; returns a function that stops watching. */
+function watchConfig(lb: LoadBalancer, command: LbCommand): () => void {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let running = Promise.resolve();
+  const schedule = (why: string) => {
+    // Editors write files in several steps: wait for the writes to settle.
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      running = running.then(() => reloadFromFile(lb, command, why));
+    }, 200);
+  };
+  const onHup = () => schedule("SIGHUP");
+  process.on("SIGHUP", onHup);
+  let watcher: ReturnType<typeof watch> | undefined;
+  try {
+    watcher = watch(command.configPath!, () => schedule("file changed"));
+    watcher.on("error", () => {});
+  } catch (err) {
+    log.warn("cannot watch {path} ({reason}): reload with SIGHUP", {
+      path: command.configPath,
+      reason: (err as Error).message,
+    });
+  }
+  return () => {
+    clearTimeout(timer);
+    process.off("SIGHUP", onHup);
+    watcher?.close();
+  };
 }
 
 /** `l4chat lb`: runs the load balancer until SIGINT or SIGTERM, then exits 0. */
@@ -128,19 +302,40 @@ export const lbCommand: Command = {
   usage: LB_USAGE,
   help: LB_HELP,
   async run(args, net) {
-    const { options, logLevel, logFormat } = parseLbArgs(args);
-    setupLogging(logLevel, logFormat);
-    let lb;
+    const command = parseLbArgs(args);
+    if (command.configPath !== undefined) {
+      const loaded = await loadLbConfig(command);
+      if (command.check) {
+        for (const problem of loaded.ok ? [] : loaded.problems) {
+          process.stderr.write(`${problem}\n`);
+        }
+        if (loaded.ok) {
+          process.stdout.write(
+            `${command.configPath}: OK (${loaded.config.backends.length} backends)\n`,
+          );
+        }
+        return loaded.ok ? 0 : 2;
+      }
+      if (!loaded.ok) {
+        for (const problem of loaded.problems) process.stderr.write(`l4chat lb: ${problem}\n`);
+        return 2;
+      }
+      command.config = loaded.config;
+    }
+    setupLogging(command.logLevel, command.logFormat);
+    let lb: LoadBalancer;
     try {
-      lb = await runLb(net, options);
+      lb = await runLb(net, command.config);
     } catch (err) {
       throw new FatalError(
-        `Cannot listen on ${formatAddr(options.listen)}: ${(err as Error).message}`,
+        `Cannot listen on ${formatAddr(command.config.listen)}: ${(err as Error).message}`,
         { cause: err },
       );
     }
+    const stopWatching = command.configPath === undefined ? () => {} : watchConfig(lb, command);
     const removeSignals = onStopSignal(() => lb.stop());
     await lb.done;
+    stopWatching();
     removeSignals();
     return 0;
   },

@@ -15,7 +15,7 @@ export type HealthChange = "up" | "down";
  * original's did ("operating" at start-up).
  */
 export class HealthState {
-  readonly #thresholds: HealthThresholds;
+  #thresholds: HealthThresholds;
   #alive = true;
   #streak = 0;
   #lastCheckMs: number | undefined;
@@ -23,6 +23,11 @@ export class HealthState {
   #sinceMs: number | undefined;
 
   constructor(thresholds: HealthThresholds) {
+    this.#thresholds = thresholds;
+  }
+
+  /** Replaces the thresholds (a reload); the current streak counts toward the new ones. */
+  set thresholds(thresholds: HealthThresholds) {
     this.#thresholds = thresholds;
   }
 

@@ -26,12 +26,15 @@ export function formatOperating(backend: Backend): string {
 export class HealthMonitor {
   readonly #net: Net;
   readonly #pool: BackendPool;
-  readonly #options: HealthOptions;
+  readonly #options: () => HealthOptions;
   readonly #states = new Map<number, HealthState>();
   readonly #timers = new Map<number, ReturnType<typeof setTimeout>>();
   #stopped = false;
+  /** Called on every health transition (for events and metrics). */
+  onChange?: (backend: Backend, change: HealthChange) => void;
 
-  constructor(net: Net, pool: BackendPool, options: HealthOptions) {
+  /** `options` is read at every check, so a reload takes effect without a restart. */
+  constructor(net: Net, pool: BackendPool, options: () => HealthOptions) {
     this.#net = net;
     this.#pool = pool;
     this.#options = options;
@@ -41,7 +44,7 @@ export class HealthMonitor {
   state(backend: Backend): HealthState {
     let state = this.#states.get(backend.id);
     if (state === undefined) {
-      state = new HealthState(this.#options);
+      state = new HealthState(this.#options());
       this.#states.set(backend.id, state);
     }
     return state;
@@ -49,7 +52,21 @@ export class HealthMonitor {
 
   /** Starts checking every backend of the pool. */
   start(): void {
-    for (const backend of this.#pool.all()) this.#schedule(backend, 0);
+    this.sync();
+  }
+
+  /** Starts checking backends added to the pool since, and stops checking removed ones. */
+  sync(): void {
+    const present = new Set(this.#pool.all().map((backend) => backend.id));
+    for (const [id, timer] of this.#timers) {
+      if (present.has(id)) continue;
+      clearTimeout(timer);
+      this.#timers.delete(id);
+      this.#states.delete(id);
+    }
+    for (const backend of this.#pool.all()) {
+      if (!this.#timers.has(backend.id)) this.#schedule(backend, 0);
+    }
   }
 
   /** Stops all checks. */
@@ -70,7 +87,10 @@ export class HealthMonitor {
   }
 
   #schedule(backend: Backend, delayMs: number): void {
-    if (this.#stopped) return;
+    if (this.#stopped || this.#pool.get(backend.id) === undefined) {
+      this.#timers.delete(backend.id);
+      return;
+    }
     const timer = setTimeout(() => this.#probe(backend), delayMs);
     this.#timers.set(backend.id, timer);
   }
@@ -78,21 +98,26 @@ export class HealthMonitor {
   async #probe(backend: Backend): Promise<void> {
     if (backend.state !== "maint") {
       try {
-        const conn = await this.#net.connect(backend.addr, { timeoutMs: this.#options.timeoutMs });
+        const timeoutMs = this.#options().timeoutMs;
+        const conn = await this.#net.connect(backend.addr, { timeoutMs });
         conn.close();
         this.#record(backend, true, "check passed");
       } catch (err) {
         this.#record(backend, false, (err as Error).message);
       }
     }
-    this.#schedule(backend, this.#options.intervalMs);
+    this.#schedule(backend, this.#options().intervalMs);
   }
 
   #record(backend: Backend, ok: boolean, reason: string): void {
     if (this.#stopped) return;
-    const change: HealthChange | undefined = this.state(backend).observe(ok, Date.now());
+    const now = Date.now();
+    const state = this.state(backend);
+    state.thresholds = this.#options();
+    const change: HealthChange | undefined = state.observe(ok, now);
     if (change === undefined) return;
-    this.#pool.setAlive(backend, change === "up");
+    this.#pool.setAlive(backend, change === "up", now);
+    this.onChange?.(backend, change);
     if (change === "up") {
       log.info(formatOperating(backend), { backendId: backend.id, health: "up" });
     } else {

@@ -1,21 +1,19 @@
 /**
  * The layer-4 load balancer: accepts TCP clients, gives each a backend, relays bytes both
  * ways and keeps the NAT table, while health checks steer new clients away from dead
- * backends.
+ * backends. Reloads apply a new config without dropping connections.
  *
  * @example
  * ```ts ignore
  * import { loadNet } from "../net/mod.ts";
+ * import { defaultConfig } from "./config.ts";
  * import { runLb } from "./mod.ts";
- * const lb = await runLb(await loadNet(), {
- *   listen: { hostname: "127.0.0.1", port: 20000 },
- *   backends: [{ addr: { hostname: "127.0.0.1", port: 10010 } }],
- *   balance: "round-robin",
- *   connectTimeoutMs: 2000,
- *   connectTries: 3,
- *   health: { intervalMs: 5000, timeoutMs: 2000, fall: 3, rise: 1 },
- *   graceMs: 30000,
- * });
+ * const lb = await runLb(
+ *   await loadNet(),
+ *   defaultConfig({ hostname: "127.0.0.1", port: 20000 }, [
+ *     { addr: { hostname: "127.0.0.1", port: 10010 } },
+ *   ]),
+ * );
  * await lb.stop();
  * ```
  *
@@ -23,26 +21,33 @@
  */
 import { getLogger } from "@logtape/logtape";
 import { type Addr, formatAddr, type Net } from "../net/mod.ts";
-import { type BackendConfig, BackendPool } from "./backend.ts";
+import { parseIp } from "../net/proxy_protocol.ts";
+import {
+  type Backend,
+  type BackendConfig,
+  BackendPool,
+  reconcile,
+  type ReconcileResult,
+  type ResolvedBackend,
+} from "./backend.ts";
 import { createBalancer } from "./balancers/mod.ts";
-import { formatOperating, HealthMonitor, type HealthOptions } from "./health_probe.ts";
-import { NatTable } from "./nat_table.ts";
-import { Proxy, type ProxyOptions } from "./proxy.ts";
+import type { LbConfig } from "./config.ts";
+import type { HealthChange } from "./health.ts";
+import { formatOperating, HealthMonitor } from "./health_probe.ts";
+import { NatTable, sweep } from "./nat_table.ts";
+import { Proxy, type ProxyContext, type ProxyEvents } from "./proxy.ts";
 
 const log = getLogger(["l4chat", "lb"]);
 
-/** Settings of {@linkcode runLb}; the command line fills them in. */
-export interface LbOptions extends ProxyOptions {
-  /** Address to listen on; port 0 picks a free port. */
-  listen: Addr;
-  /** The backends, in order. */
-  backends: BackendConfig[];
-  /** A `--balance` name. */
-  balance: string;
-  /** Active health checks. */
-  health: HealthOptions;
-  /** How long a graceful stop lets connections finish before closing them, in ms. */
-  graceMs: number;
+/** How long the last connections are spread over when they are closed by force, in ms. */
+const CLOSE_SPREAD_MS = 1000;
+
+/** Hooks a running load balancer reports to (the admin endpoint's events and metrics). */
+export interface LbHooks extends ProxyEvents {
+  /** A backend's health changed. */
+  health?(backend: Backend, change: HealthChange): void;
+  /** A config was applied. */
+  reloaded?(result: ReconcileResult): void;
 }
 
 /** A running load balancer. */
@@ -53,58 +58,185 @@ export interface LoadBalancer {
   readonly pool: BackendPool;
   /** The live NAT table. */
   readonly nat: NatTable;
+  /** The config in force. */
+  readonly config: LbConfig;
+  /** Applies `config` in place: connections keep running, removed backends are drained. */
+  reload(config: LbConfig): Promise<ReconcileResult>;
+  /** Closes the connection of NAT row `id`; false if there is none. */
+  closeConnection(id: number, reason?: string): boolean;
+  /** Closes the connections of backend `id`, spread over `spreadMs`; returns how many. */
+  closeBackendConnections(id: number, reason: string, spreadMs?: number): number;
   /**
-   * Stops accepting, lets connections finish for up to `graceMs`, then closes the rest.
-   * Resolves when every connection is gone.
+   * Stops accepting, lets connections finish for up to `graceMs`, then closes the rest
+   * spread over a second. Resolves when every connection is gone.
    */
   stop(): Promise<void>;
-  /** Closes every connection now (a second signal). */
-  stopNow(): void;
   /** Resolves once the load balancer has stopped. */
   readonly done: Promise<void>;
 }
 
-/** Starts a load balancer; resolves once it is listening. */
-export async function runLb(net: Net, options: LbOptions): Promise<LoadBalancer> {
-  const balancer = createBalancer(options.balance);
-  const pool = new BackendPool(options.backends);
+/** True when `hostname` is an IP literal (no resolution needed). */
+function isIpLiteral(hostname: string): boolean {
+  return parseIp(hostname) !== undefined;
+}
+
+/**
+ * Resolves backend host names: a name with several addresses becomes one backend per
+ * address (as nginx's `server` does), each with the configured weight and state. A name that
+ * does not resolve is kept as it is, with a warning: each connect then tries to resolve it,
+ * and health checks keep it dead until it does.
+ */
+export async function resolveBackends(
+  net: Net,
+  configs: readonly BackendConfig[],
+): Promise<ResolvedBackend[]> {
+  const out: ResolvedBackend[] = [];
+  for (const config of configs) {
+    const name = formatAddr(config.addr);
+    if (isIpLiteral(config.addr.hostname)) {
+      out.push({ name, config });
+      continue;
+    }
+    try {
+      const addresses = await net.resolve(config.addr.hostname);
+      if (addresses.length > 1) {
+        log.info("server {name} resolves to {count} addresses: {addresses}, one backend each", {
+          name,
+          count: addresses.length,
+          addresses: addresses.join(", "),
+        });
+      }
+      for (const hostname of addresses) {
+        out.push({ name, config: { ...config, addr: { hostname, port: config.addr.port } } });
+      }
+    } catch (err) {
+      log.warn("cannot resolve server {name}: {reason}; will retry at each connect", {
+        name,
+        reason: (err as Error).message,
+      });
+      out.push({ name, config });
+    }
+  }
+  return out;
+}
+
+/** Starts a load balancer with `config`; resolves once it is listening. */
+export async function runLb(
+  net: Net,
+  config: LbConfig,
+  hooks: LbHooks = {},
+): Promise<LoadBalancer> {
+  const pool = new BackendPool();
+  reconcile(pool, await resolveBackends(net, config.backends), Date.now());
   const nat = new NatTable();
-  const health = new HealthMonitor(net, pool, options.health);
-  const proxy = new Proxy({ net, pool, balancer, nat, health, options });
-  const listener = await net.listen(options.listen);
+  const ctx: ProxyContext = {
+    net,
+    pool,
+    balancer: createBalancer(config.balance),
+    nat,
+    health: undefined as unknown as HealthMonitor,
+    config,
+    events: hooks,
+  };
+  const health = new HealthMonitor(net, pool, () => ({
+    intervalMs: ctx.config.hcIntervalMs,
+    timeoutMs: ctx.config.hcTimeoutMs,
+    fall: ctx.config.hcFall,
+    rise: ctx.config.hcRise,
+  }));
+  health.onChange = (backend, change) => hooks.health?.(backend, change);
+  ctx.health = health;
+  const proxy = new Proxy(ctx);
+  const listener = await net.listen(config.listen);
 
   for (const backend of pool.all()) log.info(formatOperating(backend), { backendId: backend.id });
   log.info("load balancer listening on {addr} ({balance}, {backends} servers)", {
     addr: formatAddr(listener.addr),
-    balance: options.balance,
+    balance: config.balance,
     backends: pool.all().length,
   });
   health.start();
 
+  // Idle timeout and maximum lifetime: a sweep compares byte counters between ticks, so the
+  // relay never reads the clock per chunk.
+  let sweeper: ReturnType<typeof setInterval> | undefined;
+  const startSweeper = () => {
+    clearInterval(sweeper);
+    sweeper = undefined;
+    const { idleTimeoutMs, maxLifetimeMs } = ctx.config;
+    const shortest = Math.min(...[idleTimeoutMs, maxLifetimeMs].filter((ms) => ms > 0));
+    if (!Number.isFinite(shortest)) return;
+    const tickMs = Math.min(1000, Math.max(20, Math.floor(shortest / 4)));
+    sweeper = setInterval(() => {
+      for (const { row, reason } of sweep(nat.rows(), Date.now(), ctx.config)) {
+        proxy.close(row.id, reason === "idle" ? "idle timeout" : "max lifetime");
+      }
+    }, tickMs);
+  };
+  startSweeper();
+
   const accepting = (async () => {
     for await (const client of listener) proxy.handle(client);
   })();
+
+  const reload = async (next: LbConfig): Promise<ReconcileResult> => {
+    if (formatAddr(next.listen) !== formatAddr(ctx.config.listen)) {
+      log.warn("listen address change to {next} needs a restart; still on {current}", {
+        next: formatAddr(next.listen),
+        current: formatAddr(ctx.config.listen),
+      });
+    }
+    if (next.balance !== ctx.config.balance) ctx.balancer = createBalancer(next.balance);
+    const resolved = await resolveBackends(net, next.backends);
+    ctx.config = { ...next, listen: ctx.config.listen };
+    const result = reconcile(pool, resolved, Date.now());
+    health.sync();
+    startSweeper();
+    for (const backend of result.added) {
+      log.info(formatOperating(backend), { backendId: backend.id });
+    }
+    for (const backend of result.removed) {
+      log.info("server {backend} removed: draining {active} connections", {
+        backend: formatAddr(backend.addr),
+        active: backend.active,
+      });
+    }
+    log.info("config applied: {backends} servers ({added} added, {removed} removed)", {
+      event: "reload",
+      backends: pool.all().length,
+      added: result.added.length,
+      removed: result.removed.length,
+    });
+    hooks.reloaded?.(result);
+    return result;
+  };
 
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => resolveDone = resolve);
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
+      proxy.stopAccepting();
       listener.close();
       await accepting;
       health.stop();
+      clearInterval(sweeper);
       if (proxy.active > 0) {
+        const graceMs = ctx.config.graceMs;
         log.info("waiting up to {graceMs} ms for {active} connections to finish", {
-          graceMs: options.graceMs,
+          graceMs,
           active: proxy.active,
         });
         let timer: ReturnType<typeof setTimeout> | undefined;
         const graceOver = new Promise<boolean>((resolve) =>
-          timer = setTimeout(() => resolve(true), options.graceMs)
+          timer = setTimeout(() => resolve(true), graceMs)
         );
         if (await Promise.race([proxy.idle().then(() => false), graceOver])) {
-          log.warn("grace period over: closing {active} connections", { active: proxy.active });
-          proxy.closeAll();
+          log.warn("grace period over: closing {active} connections over {spreadMs} ms", {
+            active: proxy.active,
+            spreadMs: CLOSE_SPREAD_MS,
+          });
+          proxy.closeAll("grace period over", CLOSE_SPREAD_MS);
           await proxy.idle();
         }
         clearTimeout(timer);
@@ -119,8 +251,13 @@ export async function runLb(net: Net, options: LbOptions): Promise<LoadBalancer>
     addr: listener.addr,
     pool,
     nat,
+    get config() {
+      return ctx.config;
+    },
+    reload,
+    closeConnection: (id, reason) => proxy.close(id, reason),
+    closeBackendConnections: (id, reason, spreadMs) => proxy.closeAll(reason, spreadMs, id),
     stop,
-    stopNow: () => proxy.closeAll(),
     done,
   };
 }

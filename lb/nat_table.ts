@@ -22,6 +22,10 @@ export interface NatRow {
   upDone: boolean;
   /** Whether the backend has finished sending. */
   downDone: boolean;
+  /** When traffic was last seen (ms), as far as {@linkcode sweep} knows. */
+  lastActiveMs: number;
+  /** `bytesUp + bytesDown` at the last {@linkcode sweep}. */
+  lastBytes: number;
 }
 
 /** What {@linkcode NatTable.open} needs to know of a new connection. */
@@ -69,6 +73,8 @@ export class NatTable {
       bytesDown: 0,
       upDone: false,
       downDone: false,
+      lastActiveMs: nowMs,
+      lastBytes: 0,
     };
     this.#rows.set(row.id, row);
     return row;
@@ -91,4 +97,51 @@ export class NatTable {
   remove(id: number): boolean {
     return this.#rows.delete(id);
   }
+}
+
+/** Why {@linkcode sweep} wants a connection closed. */
+export type SweepReason = "idle" | "lifetime";
+
+/** Limits that {@linkcode sweep} enforces; 0 turns one off. */
+export interface SweepLimits {
+  idleTimeoutMs: number;
+  maxLifetimeMs: number;
+}
+
+/** Share of `maxLifetimeMs` added as jitter, so connections opened together do not close together. */
+const LIFETIME_JITTER = 0.2;
+
+/**
+ * Looks at every row at `nowMs`: notes traffic since the last sweep (the relay only counts
+ * bytes; no clock is read per chunk), and returns the rows to close, with why: no traffic
+ * either way for `idleTimeoutMs`, or older than `maxLifetimeMs` plus a jitter of up to 20%
+ * that is fixed per row.
+ */
+export function sweep(
+  rows: Iterable<NatRow>,
+  nowMs: number,
+  limits: SweepLimits,
+): { row: NatRow; reason: SweepReason }[] {
+  const out: { row: NatRow; reason: SweepReason }[] = [];
+  for (const row of rows) {
+    const bytes = row.bytesUp + row.bytesDown;
+    if (bytes !== row.lastBytes) {
+      row.lastBytes = bytes;
+      row.lastActiveMs = nowMs;
+    }
+    if (limits.idleTimeoutMs > 0 && nowMs - row.lastActiveMs >= limits.idleTimeoutMs) {
+      out.push({ row, reason: "idle" });
+    } else if (
+      limits.maxLifetimeMs > 0 &&
+      nowMs - row.openedAtMs >= limits.maxLifetimeMs * (1 + LIFETIME_JITTER * jitter(row.id))
+    ) {
+      out.push({ row, reason: "lifetime" });
+    }
+  }
+  return out;
+}
+
+/** A fraction in [0, 1) fixed by `id` (a multiplicative hash), for spreading deadlines. */
+export function jitter(id: number): number {
+  return (Math.imul(id, 0x9e3779b1) >>> 0) / 2 ** 32;
 }

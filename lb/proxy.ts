@@ -1,108 +1,181 @@
 import { getLogger } from "@logtape/logtape";
-import { type Conn, formatAddr, type Net, type RelayOptions } from "../net/mod.ts";
+import { type Addr, type Conn, formatAddr, type Net, type RelayOptions } from "../net/mod.ts";
 import { encodeProxyHeader } from "../net/proxy_protocol.ts";
 import type { Backend, BackendPool } from "./backend.ts";
 import type { Balancer } from "./balancer.ts";
+import type { LbConfig } from "./config.ts";
 import type { HealthMonitor } from "./health_probe.ts";
 import type { NatRow, NatTable } from "./nat_table.ts";
 
 const log = getLogger(["l4chat", "lb"]);
 
 /** Formats a client address the way the original did: `<ip,port>`. */
-export function formatClient(conn: { hostname: string; port: number }): string {
-  return `<${conn.hostname},${conn.port}>`;
+export function formatClient(addr: Addr): string {
+  return `<${addr.hostname},${addr.port}>`;
 }
 
-/** Settings of the data path. */
-export interface ProxyOptions {
-  /** How long one backend connect may take, in ms. */
-  connectTimeoutMs: number;
-  /** How many backends one client may be tried on before it is closed. */
-  connectTries: number;
-  /** Send a PROXY protocol header of this version to backends before the client's bytes. */
-  sendProxy?: 1 | 2;
+/** Why a client was turned away before reaching a backend. */
+export type RefusalReason = "max-conns" | "max-conns-per-ip" | "no-backend" | "stopping";
+
+/** What the proxy reports as it works, for the admin endpoint's events and metrics. */
+export interface ProxyEvents {
+  /** A NAT row was added; `connectMs` is how long the backend connect took. */
+  opened?(row: NatRow, backend: Backend, connectMs: number): void;
+  /** A NAT row was removed; `reason` says what ended it. */
+  closed?(row: NatRow, backend: Backend, reason: string): void;
+  /** A client was refused. */
+  refused?(client: Addr, reason: RefusalReason): void;
+  /** A connect to a backend failed. */
+  connectFailed?(backend: Backend): void;
 }
 
-/** What {@linkcode Proxy} works with; the shell in `mod.ts` builds it. */
+/** What {@linkcode Proxy} works with; the shell in `mod.ts` builds it and may swap parts on reload. */
 export interface ProxyContext {
   net: Net;
   pool: BackendPool;
+  /** The balancer in force; replaced when a reload changes the algorithm. */
   balancer: Balancer;
   nat: NatTable;
   health: HealthMonitor;
-  options: ProxyOptions;
+  /** The config in force; replaced on reload. */
+  config: LbConfig;
+  events: ProxyEvents;
 }
 
-/** A proxied connection that can be closed from outside (shutdown, admin). */
+/** A proxied connection that can be closed from outside (shutdown, admin, sweeps). */
 interface Tunnel {
   client: Conn;
   upstream: Conn;
+  /** Why it is being closed from outside, if it is. */
+  reason?: string;
 }
 
 /**
- * Proxies client connections to backends: picks one, connects (trying others on failure),
- * records the NAT row, relays both ways, and removes the row exactly once at the end.
+ * Proxies client connections to backends: enforces the connection limits, picks a backend,
+ * connects (trying others on failure), records the NAT row, relays both ways, and removes
+ * the row exactly once at the end.
  */
 export class Proxy {
   readonly #ctx: ProxyContext;
   readonly #tunnels = new Map<number, Tunnel>();
+  readonly #perIp = new Map<string, number>();
+  #pending = 0;
   #nextConnId = 1;
-  #idle: (() => void) | undefined;
+  #idleWaiters: (() => void)[] = [];
+  #stopping = false;
 
   constructor(ctx: ProxyContext) {
     this.#ctx = ctx;
   }
 
-  /** Connections being proxied now (NAT rows), plus clients still waiting for a backend. */
+  /** Connections being proxied (NAT rows) or waiting for a backend. */
   get active(): number {
-    return this.#tunnels.size;
+    return this.#tunnels.size + this.#pending;
+  }
+
+  /** Turns away every new client from now on. */
+  stopAccepting(): void {
+    this.#stopping = true;
   }
 
   /** Resolves when no connection is left. */
   idle(): Promise<void> {
-    if (this.#tunnels.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#idle = resolve);
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  /** Closes every proxied connection now. */
-  closeAll(): void {
-    for (const tunnel of this.#tunnels.values()) {
-      tunnel.client.close();
-      tunnel.upstream.close();
-    }
-  }
-
-  /** Closes the proxied connection of NAT row `id`; false if there is none. */
-  close(id: number): boolean {
+  /** Closes the proxied connection of NAT row `id` because of `reason`; false if none. */
+  close(id: number, reason = "closed by admin"): boolean {
     const tunnel = this.#tunnels.get(id);
     if (tunnel === undefined) return false;
+    tunnel.reason ??= reason;
     tunnel.client.close();
     tunnel.upstream.close();
     return true;
   }
 
+  /**
+   * Closes every proxied connection (of `backendId` only, if given), spread evenly over
+   * `spreadMs` so that clients do not all come back at once. Returns how many.
+   */
+  closeAll(reason: string, spreadMs = 0, backendId?: number): number {
+    const ids = [...this.#ctx.nat.rows()]
+      .filter((row) => backendId === undefined || row.backendId === backendId)
+      .map((row) => row.id);
+    ids.forEach((id, index) => {
+      if (spreadMs <= 0 || ids.length === 1) this.close(id, reason);
+      else setTimeout(() => this.close(id, reason), (spreadMs * index) / (ids.length - 1));
+    });
+    return ids.length;
+  }
+
   /** Handles one accepted client until both directions are done. Never rejects. */
   async handle(client: Conn): Promise<void> {
-    const { net, pool, balancer, nat, health } = this.#ctx;
-    const connId = this.#nextConnId++;
+    const { config } = this.#ctx;
+    const ip = client.remoteAddr.hostname;
+    const refusal = this.#stopping
+      ? "stopping"
+      : config.maxConns > 0 && this.active >= config.maxConns
+      ? "max-conns"
+      : config.maxConnsPerIp > 0 && (this.#perIp.get(ip) ?? 0) >= config.maxConnsPerIp
+      ? "max-conns-per-ip"
+      : undefined;
+    if (refusal !== undefined) {
+      this.#refuse(client, refusal);
+      return;
+    }
+    this.#pending++;
+    this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
+    try {
+      await this.#serve(client);
+    } catch (err) {
+      // A bug, not a network event: say so, but never take the load balancer down.
+      log.error("client {client}: unexpected error: {error}", {
+        client: formatClient(client.remoteAddr),
+        error: (err as Error)?.message ?? String(err),
+      });
+      client.close();
+    } finally {
+      const left = (this.#perIp.get(ip) ?? 1) - 1;
+      if (left === 0) this.#perIp.delete(ip);
+      else this.#perIp.set(ip, left);
+      if (this.active === 0) {
+        for (const resolve of this.#idleWaiters.splice(0)) resolve();
+      }
+    }
+  }
+
+  async #serve(client: Conn): Promise<void> {
+    const { net, pool, nat, health } = this.#ctx;
     const clientText = formatClient(client.remoteAddr);
-    const connected = await this.#connect(connId, client);
+    const connectStart = Date.now();
+    let connected;
+    try {
+      connected = await this.#connect(client);
+    } finally {
+      this.#pending--;
+    }
     if (connected === undefined) {
+      this.#ctx.events.refused?.(client.remoteAddr, "no-backend");
       client.close();
       return;
     }
     const [backend, upstream] = connected;
+    const balancer = this.#ctx.balancer;
+    const now = Date.now();
     const row = nat.open({
       client: client.remoteAddr,
       local: upstream.localAddr,
       backend: backend.addr,
       backendId: backend.id,
-    }, Date.now());
-    this.#tunnels.set(row.id, { client, upstream });
+    }, now);
+    const tunnel: Tunnel = { client, upstream };
+    this.#tunnels.set(row.id, tunnel);
     pool.opened(backend);
     balancer.onOpen?.(backend);
     health.connected(backend);
     log.info("client {client} -> {backend}", {
+      event: "open",
       client: clientText,
       backend: formatAddr(backend.addr),
       local: formatAddr(upstream.localAddr),
@@ -110,50 +183,65 @@ export class Proxy {
       natSize: nat.size,
     });
     log.info("   Current NAT table length : {natSize}", { natSize: nat.size });
+    this.#ctx.events.opened?.(row, backend, now - connectStart);
 
     const relayOptions: RelayOptions = {
       onEnd: (direction) => {
-        if (nat.finish(row.id, direction)) this.#closed(row, backend, clientText);
+        if (nat.finish(row.id, direction)) this.#closed(row, backend, clientText, "done");
       },
     };
     if (log.isEnabledFor("debug")) {
       relayOptions.onChunk = (direction, bytes) =>
         log.debug(
           `Successfully sent {bytes} bytes to ${direction === "up" ? "server" : "client"}!`,
-          {
-            bytes,
-            id: row.id,
-          },
+          { bytes, id: row.id },
         );
     }
     const result = await net.relay(client, upstream, row, relayOptions);
     client.close();
     upstream.close();
-    if (nat.remove(row.id)) this.#closed(row, backend, clientText, result.error?.message);
-    this.#tunnels.delete(row.id);
-    pool.closed(backend);
-    balancer.onClose?.(backend);
-    if (this.#tunnels.size === 0) {
-      this.#idle?.();
-      this.#idle = undefined;
+    if (nat.remove(row.id)) {
+      const reason = tunnel.reason ?? result.error?.message ?? "closed";
+      this.#closed(row, backend, clientText, reason);
     }
+    this.#tunnels.delete(row.id);
+    pool.closed(backend, row.bytesUp, row.bytesDown);
+    balancer.onClose?.(backend);
+  }
+
+  #refuse(client: Conn, reason: RefusalReason): void {
+    log.info("client {client} refused: {reason}", {
+      event: "refused",
+      client: formatClient(client.remoteAddr),
+      reason,
+    });
+    this.#ctx.events.refused?.(client.remoteAddr, reason);
+    client.close();
   }
 
   /** Tries backends until one accepts, up to `connectTries`. */
-  async #connect(connId: number, client: Conn): Promise<[Backend, Conn] | undefined> {
-    const { net, pool, balancer, health, options } = this.#ctx;
+  async #connect(client: Conn): Promise<[Backend, Conn] | undefined> {
+    const { net, pool, health, config } = this.#ctx;
+    const connId = this.#nextConnId++;
     const tried = new Set<number>();
-    for (let attempt = 0; attempt < options.connectTries; attempt++) {
-      const backend = balancer.pick(
+    for (let attempt = 0; attempt < config.connectTries; attempt++) {
+      const candidates = pool.candidates({
+        exclude: tried,
+        nowMs: Date.now(),
+        slowstartMs: config.slowstartMs,
+        random: Math.random(),
+      });
+      const backend = this.#ctx.balancer.pick(
         { id: connId, remote: client.remoteAddr },
-        pool.candidates(tried),
+        candidates,
       );
       if (backend === undefined) break;
       tried.add(backend.id);
       try {
-        const upstream = await net.connect(backend.addr, { timeoutMs: options.connectTimeoutMs });
-        if (options.sendProxy !== undefined) {
-          const header = encodeProxyHeader(options.sendProxy, client.remoteAddr, client.localAddr);
+        const upstream = await net.connect(backend.addr, { timeoutMs: config.connectTimeoutMs });
+        const version = backend.sendProxy ?? config.sendProxy;
+        if (version !== undefined) {
+          const header = encodeProxyHeader(version, client.remoteAddr, client.localAddr);
           await upstream.writeAll(header).catch((err) => {
             upstream.close();
             throw err;
@@ -163,6 +251,7 @@ export class Proxy {
       } catch (err) {
         pool.connectFailed(backend);
         health.connectFailed(backend);
+        this.#ctx.events.connectFailed?.(backend);
         log.warn("cannot connect to server {backend} for client {client}: {reason}", {
           backend: formatAddr(backend.addr),
           client: formatClient(client.remoteAddr),
@@ -171,24 +260,28 @@ export class Proxy {
       }
     }
     log.warn("client {client} closed: no server available{detail}", {
+      event: "refused",
+      reason: "no-backend",
       client: formatClient(client.remoteAddr),
-      detail: tried.size === 0 ? " (all dead or draining)" : ` (${tried.size} tried)`,
+      detail: tried.size === 0 ? " (all dead, draining or full)" : ` (${tried.size} tried)`,
     });
     return undefined;
   }
 
-  #closed(row: NatRow, backend: Backend, clientText: string, error?: string): void {
+  #closed(row: NatRow, backend: Backend, clientText: string, reason: string): void {
     const nat = this.#ctx.nat;
     log.info("client {client} terminated", {
+      event: "close",
       client: clientText,
       backend: formatAddr(backend.addr),
       id: row.id,
       durationMs: Date.now() - row.openedAtMs,
       bytesUp: row.bytesUp,
       bytesDown: row.bytesDown,
+      reason,
       natSize: nat.size,
-      ...(error === undefined ? {} : { error }),
     });
     log.info("   Current NAT table length : {natSize}", { natSize: nat.size });
+    this.#ctx.events.closed?.(row, backend, reason);
   }
 }
