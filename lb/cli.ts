@@ -29,10 +29,18 @@ and bytes are relayed both ways unchanged. The original's form works as it did:
 Arguments:
   <bind-ip>                 address to listen on (IPv4, IPv6 such as "::" or "[::1]", a name)
   <server> <port>           a backend: host name, IPv4 or IPv6 address, and port
+  <server> <port>,weight=N  the same with a weight, 1..1000 (default 1): its relative
+                            share of new clients under the weighted algorithms
 
 Options:
   --port PORT               port to listen on (default: 20000; 0 picks a free one)
-  --balance NAME            ${Object.keys(BALANCERS).join(", ")} (default: round-robin)
+  --balance NAME            how each new client is given a backend (default: round-robin):
+                              round-robin           in turn, in the order given
+                              weighted-round-robin  in turn by weight, smoothly (nginx)
+                              least-conn            fewest open connections per weight
+                              p2c                   the less loaded of two drawn at random
+                              source-hash           by client IP (rendezvous hashing)
+                              maglev                by client IP (Maglev consistent hashing)
   --connect-timeout DUR     timeout of one backend connect (default: 2s)
   --connect-tries N         backends tried for one client before it is closed (default: 3)
   --hc-interval DUR         time between health checks of a backend (default: 5s)
@@ -81,12 +89,7 @@ export function parseLbArgs(args: string[]): LbCommand {
   if (rest.length === 0) throw new UsageError("Missing backend: give at least one <server> <port>");
   const backends: BackendConfig[] = [];
   for (let i = 0; i < rest.length; i += 2) {
-    backends.push({
-      addr: {
-        hostname: parseHost(rest[i], "<server>"),
-        port: parsePort(rest[i + 1], `<port> of server "${rest[i]}"`),
-      },
-    });
+    backends.push(parseBackend(rest[i], rest[i + 1]));
   }
   const balance = str("balance", "round-robin");
   if (!(balance in BALANCERS)) {
@@ -121,6 +124,32 @@ export function parseSendProxy(text: string | undefined): 1 | 2 | undefined {
   if (text === "v1" || text === "1") return 1;
   if (text === "v2" || text === "2") return 2;
   throw new UsageError(`Cannot use --send-proxy "${text}": expected v1 or v2`);
+}
+
+/** Weights a backend may have on the command line. */
+const MAX_WEIGHT = 1000;
+
+/**
+ * Parses one positional backend: `<server>` and `<port>` or `<port>,weight=N`. The weight
+ * is left out of the result when not given (the pool's default, 1, applies). Throws
+ * UsageError naming the server.
+ */
+function parseBackend(server: string, portText: string): BackendConfig {
+  const hostname = parseHost(server, "<server>");
+  const [port, ...params] = portText.split(",");
+  const config: BackendConfig = {
+    addr: { hostname, port: parsePort(port, `<port> of server "${server}"`) },
+  };
+  for (const param of params) {
+    const match = /^weight=(.*)$/.exec(param);
+    if (match === null || config.weight !== undefined) {
+      throw new UsageError(
+        `Cannot parse <port> of server "${server}" "${portText}": expected PORT or PORT,weight=N`,
+      );
+    }
+    config.weight = parseInteger(match[1], `weight of server "${server}"`, 1, MAX_WEIGHT);
+  }
+  return config;
 }
 
 /** `l4chat lb`: runs the load balancer until SIGINT or SIGTERM, then exits 0. */
