@@ -4,7 +4,8 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { createBalancer } from "./mod.ts";
+ * import { BALANCERS, createBalancer } from "./mod.ts";
+ * assert.ok("maglev" in BALANCERS);
  * const balancer = createBalancer("maglev");
  * const backends = [1, 2, 3].map((id) => ({
  *   id,
