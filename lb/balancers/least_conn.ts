@@ -1,0 +1,40 @@
+import type { Backend } from "../backend.ts";
+import type { Balancer, ConnInfo } from "../balancer.ts";
+
+/**
+ * Weighted least connections: picks the candidate with the fewest open connections per unit
+ * of weight (`active / weight`, compared without division). Among equally loaded candidates
+ * it rotates, starting after the one it picked last, so idle backends share new clients
+ * instead of the first one taking them all.
+ *
+ * Reads the pool's live count, `Backend.active`, which the proxy raises once a connection to
+ * the backend is up: clients that arrive while earlier connects are still in progress all
+ * see the same counts (and fall to the rotation when tied).
+ */
+export class LeastConn implements Balancer {
+  /** Id of the backend picked last, for the rotation among ties. */
+  #lastId = 0;
+
+  pick(_conn: ConnInfo, backends: readonly Backend[]): Backend | undefined {
+    let best: Backend | undefined;
+    let bestAfter: Backend | undefined; // the least loaded with an id after #lastId
+    for (const backend of backends) {
+      const order = best === undefined ? -1 : compareLoad(backend, best);
+      if (order < 0) {
+        best = backend;
+        bestAfter = backend.id > this.#lastId ? backend : undefined;
+      } else if (order === 0 && bestAfter === undefined && backend.id > this.#lastId) {
+        bestAfter = backend;
+      }
+    }
+    const picked = bestAfter ?? best;
+    if (picked !== undefined) this.#lastId = picked.id;
+    return picked;
+  }
+}
+
+/** Negative when `a` carries less load per unit of weight than `b`, 0 when equal. */
+export function compareLoad(a: Backend, b: Backend): number {
+  return Math.max(0, a.active) * Math.max(1, b.weight) -
+    Math.max(0, b.active) * Math.max(1, a.weight);
+}
