@@ -2,8 +2,9 @@
  * The runtime seam: the only module family in l4chat that touches sockets.
  *
  * Shared code declares what it needs of the network as {@linkcode Net}; each runtime implements
- * it (`deno.ts` today) and the rest of l4chat never imports an implementation. `main.ts` calls
- * {@linkcode loadNet} once and passes the result down.
+ * it (`deno.ts`, `bun.ts`) and the rest of l4chat never imports an implementation. `main.ts`
+ * calls {@linkcode loadNet} once and passes the result down. Every implementation passes the
+ * contract in `_contract.ts` (`deno_test.ts` runs it under Deno, `bun_test.ts` under Bun).
  *
  * @example Listen, connect and echo one chunk
  * ```ts ignore
@@ -142,9 +143,14 @@ export function formatAddr(addr: Addr): string {
 }
 
 /**
- * Loads the {@linkcode Net} of the runtime l4chat runs on. Called once, by `main.ts`.
+ * Loads the {@linkcode Net} of the runtime l4chat runs on. Called once, by `main.ts`. The only
+ * place in l4chat that asks which runtime it is on.
  */
 export async function loadNet(): Promise<Net> {
+  if ("Bun" in globalThis) {
+    const { bunNet } = await import("./bun.ts");
+    return bunNet();
+  }
   const { denoNet } = await import("./deno.ts");
   return denoNet();
 }
