@@ -153,20 +153,19 @@ Deno.test("serv disconnects a client that never reads; the others keep every lin
   using talker = await RawClient.connect(port);
   await serv.stderr.waitForCount(/Connected client IP/, 2);
   // About 16 MB of lines: far past --max-output plus what the kernel buffers on loopback.
+  // The talker sends in batches and reads each batch back before the next, so its own
+  // pending output stays well under the limit while the sink's grows past it.
   const count = 16_000;
+  const batchSize = 20;
   const pad = "y".repeat(1000);
-  const reading = (async () => {
-    for (let n = 0; n < count; n++) {
-      const line = await talker.readLine();
-      assert.equal(line, `[talker] line ${n} ${pad}`);
-    }
-  })();
-  for (let n = 0; n < count; n += 100) {
+  for (let n = 0; n < count; n += batchSize) {
     let batch = "";
-    for (let k = n; k < n + 100; k++) batch += `[talker] line ${k} ${pad}\n`;
+    for (let k = n; k < n + batchSize; k++) batch += `[talker] line ${k} ${pad}\n`;
     await talker.send(batch);
+    for (let k = n; k < n + batchSize; k++) {
+      assert.equal(await talker.readLine(), `[talker] line ${k} ${pad}`);
+    }
   }
-  await reading;
   await serv.stderr.waitFor(/client \d+ disconnected: not reading/);
   assert.equal(await sink.closedByPeer(), true);
 });
