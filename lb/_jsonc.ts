@@ -66,7 +66,8 @@ export function parseJsonc(text: string): JsoncNode {
   };
 
   const value = (depth: number): JsoncNode => {
-    if (depth > MAX_DEPTH) fail("nested too deeply");
+    // The root is depth 0, so MAX_DEPTH levels are depths 0 to MAX_DEPTH - 1.
+    if (depth >= MAX_DEPTH) fail("nested too deeply");
     skip();
     const at = { line, column: pos - lineStart + 1 };
     const c = text[pos];
@@ -89,11 +90,15 @@ export function parseJsonc(text: string): JsoncNode {
     skip();
     while (text[pos] !== "}") {
       if (text[pos] !== '"') fail(`expected a quoted key or "}"`);
+      const keyAt = { line, column: pos - lineStart + 1 };
       const key = string();
       skip();
       if (text[pos] !== ":") fail(`expected ":" after "${key}"`);
+      if (entries.has(key)) {
+        // Point at the second key, not at its value.
+        throw new JsoncSyntaxError(`duplicate key "${key}"`, keyAt.line, keyAt.column);
+      }
       pos++;
-      if (entries.has(key)) fail(`duplicate key "${key}"`);
       entries.set(key, value(depth + 1));
       skip();
       if (text[pos] === ",") {
