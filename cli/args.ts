@@ -37,7 +37,14 @@ export function parseHostPort(text: string, what: string, allowZero = false): Ad
     throw new UsageError(`Cannot parse ${what} "${text}": expected host:port`);
   }
   const hostname = match[1] ?? (match[2] === "" ? "0.0.0.0" : match[2]);
-  return { hostname, port: parsePort(match[3], what, allowZero) };
+  const port = Number(match[3]);
+  if (port < (allowZero ? 0 : 1) || port > 65535) {
+    // Quote the whole value, not just its port: that is what the user wrote.
+    throw new UsageError(
+      `Cannot use ${what} "${text}": expected a port in ${allowZero ? 0 : 1}..65535`,
+    );
+  }
+  return { hostname, port };
 }
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };

@@ -188,12 +188,14 @@ export function parseConfigText(text: string): ConfigParse {
     return { ok: false, problems };
   }
   const config = defaultConfig({ hostname: "0.0.0.0", port: DEFAULT_PORT }, []);
+  let backends: { backend: BackendConfig; node: JsoncNode }[] = [];
   for (const [key, node] of root.entries) {
     try {
       if (key === "listen") {
         config.listen = parseListen(scalar(node, key));
       } else if (key === "backends") {
-        config.backends = parseBackends(node, problem);
+        backends = parseBackends(node, problem);
+        config.backends = backends.map(({ backend }) => backend);
       } else if (SETTINGS.some((setting) => setting.name === key)) {
         if (node.kind === "null") continue;
         applySetting(config, key, scalar(node, key), key);
@@ -208,20 +210,23 @@ export function parseConfigText(text: string): ConfigParse {
       problem(node, key, (err as Error).message);
     }
   }
-  if (!root.entries.has("backends")) {
+  const backendsNode = root.entries.get("backends");
+  if (backendsNode === undefined) {
     problem(root, "backends", "missing: list at least one backend");
-  } else if (config.backends.length === 0 && problems.length === 0) {
-    problem(root.entries.get("backends")!, "backends", "empty: list at least one backend");
+  } else if (backendsNode.kind === "array" && backendsNode.items.length === 0) {
+    problem(backendsNode, "backends", "empty: list at least one backend");
   }
   const seen = new Set<string>();
-  for (const [index, backend] of config.backends.entries()) {
+  for (const { backend, node } of backends) {
     const key = formatAddr(backend.addr);
     if (seen.has(key)) {
-      const node = (root.entries.get("backends") as { items: JsoncNode[] }).items[index];
+      const index = (backendsNode as { items: JsoncNode[] }).items.indexOf(node);
       problem(node, `backends[${index}]`, `duplicate backend ${key}`);
     }
     seen.add(key);
   }
+  // Problems in the order they appear in the file.
+  problems.sort((a, b) => a.line - b.line || a.column - b.column);
   return problems.length > 0 ? { ok: false, problems } : { ok: true, config };
 }
 
@@ -238,14 +243,14 @@ function parseListen(value: string | number): Addr {
 function parseBackends(
   node: JsoncNode,
   problem: (node: JsoncNode, path: string, message: string) => void,
-): BackendConfig[] {
+): { backend: BackendConfig; node: JsoncNode }[] {
   if (node.kind !== "array") throw new UsageError("expected a list of backends");
-  const backends: BackendConfig[] = [];
+  const backends: { backend: BackendConfig; node: JsoncNode }[] = [];
   for (const [index, item] of node.items.entries()) {
     const path = `backends[${index}]`;
     if (item.kind === "string") {
       try {
-        backends.push({ addr: parseHostPort(item.value, "address") });
+        backends.push({ backend: { addr: parseHostPort(item.value, "address") }, node: item });
       } catch (err) {
         problem(item, path, (err as Error).message);
       }
@@ -280,7 +285,7 @@ function parseBackends(
       if (ok) problem(item, path, 'missing "address"');
       continue;
     }
-    if (ok) backends.push(backend as BackendConfig);
+    if (ok) backends.push({ backend: backend as BackendConfig, node: item });
   }
   return backends;
 }
