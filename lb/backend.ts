@@ -105,14 +105,16 @@ export class BackendPool {
   }
 
   /**
-   * Applies `config` to an existing backend (weight, state, maxconn, PROXY version). A
-   * backend being removed stays so.
+   * Applies `config` to an existing backend: the fields it has (weight, state, maxconn, PROXY
+   * version; `sendProxy: undefined` turns the header off); absent ones are left as they are.
+   * A backend being removed stays so.
    */
   update(backend: Backend, config: Omit<BackendConfig, "addr">): void {
     if (config.weight !== undefined) backend.weight = config.weight;
     if (config.state !== undefined) backend.state = config.state;
     if (config.maxConn !== undefined) backend.maxConn = config.maxConn;
-    backend.sendProxy = config.sendProxy;
+    // Only when given: setting a weight alone must not turn the PROXY header off.
+    if ("sendProxy" in config) backend.sendProxy = config.sendProxy;
   }
 
   /**
@@ -127,19 +129,22 @@ export class BackendPool {
 
   /**
    * The backends that may take a new connection, in the order added: alive, `ready`, not
-   * being removed, under their `maxConn`, not in `exclude`, and past the slow-start draw.
+   * being removed, under their `maxConn`, not in `exclude`, and past the slow-start draw (a
+   * ramping backend is kept when `random` is below its {@linkcode rampFraction}; if the draw
+   * would leave none, every open backend is kept).
    */
   candidates(options: CandidateOptions = {}): Backend[] {
     const { exclude, nowMs, slowstartMs, random } = options;
-    return this.#backends.filter((backend) => {
+    const open = this.#backends.filter((backend) => {
       if (!backend.alive || backend.state !== "ready" || backend.removing) return false;
       if (backend.maxConn > 0 && backend.active >= backend.maxConn) return false;
-      if (exclude?.has(backend.id)) return false;
-      if (slowstartMs && nowMs !== undefined && random !== undefined) {
-        return random < rampFraction(backend, nowMs, slowstartMs);
-      }
-      return true;
+      return !exclude?.has(backend.id);
     });
+    if (!slowstartMs || nowMs === undefined || random === undefined) return open;
+    const drawn = open.filter((backend) => random < rampFraction(backend, nowMs, slowstartMs));
+    // Slow start shifts load between backends; it never turns a client away. When every
+    // open backend is ramping and the draw skipped them all, they all stay candidates.
+    return drawn.length > 0 ? drawn : open;
   }
 
   /** Sets the health of `backend` at `nowMs`; returns true when that changed it. */
@@ -209,13 +214,15 @@ export interface ReconcileResult {
 /**
  * Brings `pool` in line with `wanted` (a reload): backends not wanted any more are removed
  * (drained first), wanted ones that exist are updated in place, keeping their connections,
- * counters and health, and new ones are added at `nowMs` (so slow start applies to them).
- * A backend is the same across reloads when its name and address are.
+ * counters and health, and new ones are added at `nowMs` (so slow start applies to them;
+ * pass undefined for the first load, when no backend should ramp). A backend is the same
+ * across reloads when its name and address are; settings a backend no longer has in
+ * `wanted` go back to their defaults (weight 1, state ready, no maxconn, no PROXY header).
  */
 export function reconcile(
   pool: BackendPool,
   wanted: readonly ResolvedBackend[],
-  nowMs: number,
+  nowMs: number | undefined,
 ): ReconcileResult {
   const key = (name: string, addr: Addr) => `${name}|${formatAddr(addr)}`;
   const existing = new Map<string, Backend>();
@@ -225,16 +232,25 @@ export function reconcile(
   for (const { name, config } of wanted) {
     const backend = existing.get(key(name, config.addr));
     if (backend === undefined) {
-      result.added.push(pool.add(config, name, nowMs));
+      const added = pool.add(config, name, nowMs);
+      existing.set(key(name, config.addr), added);
+      kept.add(added);
+      result.added.push(added);
       continue;
     }
+    if (kept.has(backend)) continue; // the same name and address twice
     backend.removing = false;
-    pool.update(backend, { ...config, state: config.state ?? "ready" });
+    pool.update(backend, {
+      weight: config.weight ?? 1,
+      state: config.state ?? "ready",
+      maxConn: config.maxConn ?? 0,
+      sendProxy: config.sendProxy,
+    });
     kept.add(backend);
     result.updated.push(backend);
   }
   for (const backend of [...pool.all()]) {
-    if (kept.has(backend) || result.added.includes(backend) || backend.removing) continue;
+    if (kept.has(backend) || backend.removing) continue;
     pool.remove(backend);
     result.removed.push(backend);
   }

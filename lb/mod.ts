@@ -127,7 +127,8 @@ export async function runLb(
   hooks: LbHooks = {},
 ): Promise<LoadBalancer> {
   const pool = new BackendPool();
-  reconcile(pool, await resolveBackends(net, config.backends), Date.now());
+  // No slow start for the backends a load balancer starts with: none has a share yet.
+  reconcile(pool, await resolveBackends(net, config.backends), undefined);
   const nat = new NatTable();
   const ctx: ProxyContext = {
     net,
