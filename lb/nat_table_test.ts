@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import { jitter, NatTable, sweep } from "./nat_table.ts";
+
+const entry = (port: number) => ({
+  client: { hostname: "127.0.0.1", port },
+  local: { hostname: "127.0.0.1", port: port + 1 },
+  backend: { hostname: "127.0.0.1", port: 10010 },
+  backendId: 1,
+});
+
+Deno.test("NatTable removes a row once, when both directions have finished", () => {
+  const nat = new NatTable();
+  const row = nat.open(entry(1000), 0);
+  assert.equal(nat.size, 1);
+  assert.equal(nat.finish(row.id, "up"), false);
+  assert.equal(nat.finish(row.id, "up"), false);
+  assert.equal(nat.finish(row.id, "down"), true);
+  assert.equal(nat.size, 0);
+  assert.equal(nat.finish(row.id, "down"), false);
+  assert.equal(nat.remove(row.id), false);
+  const other = nat.open(entry(2000), 0);
+  assert.notEqual(other.id, row.id);
+  assert.equal(nat.remove(other.id), true);
+  assert.equal(nat.get(other.id), undefined);
+});
+
+Deno.test("sweep() closes a row with no traffic for the idle timeout", () => {
+  const nat = new NatTable();
+  const row = nat.open(entry(1000), 1000);
+  const limits = { idleTimeoutMs: 300, maxLifetimeMs: 0 };
+  assert.deepEqual(sweep(nat.rows(), 1000, limits), []);
+  assert.deepEqual(sweep(nat.rows(), 1299, limits), []);
+  assert.deepEqual(sweep(nat.rows(), 1300, limits), [{ row, reason: "idle" }]);
+});
+
+Deno.test("sweep() counts traffic in either direction as activity", () => {
+  const nat = new NatTable();
+  const row = nat.open(entry(1000), 0);
+  const limits = { idleTimeoutMs: 300, maxLifetimeMs: 0 };
+  // Traffic seen at each sweep, 200 ms apart: never idle, however long it goes on.
+  for (let now = 200; now <= 10_000; now += 200) {
+    if ((now / 200) % 2 === 0) row.bytesUp += 1;
+    else row.bytesDown += 5;
+    assert.deepEqual(sweep(nat.rows(), now, limits), [], `at ${now} ms`);
+  }
+  // Then silence: idle 300 ms after the last sweep that saw traffic.
+  assert.deepEqual(sweep(nat.rows(), 10_200, limits), []);
+  assert.deepEqual(sweep(nat.rows(), 10_300, limits), [{ row, reason: "idle" }]);
+});
+
+Deno.test("sweep() closes rows past the maximum lifetime plus at most 20% jitter", () => {
+  const nat = new NatTable();
+  const rows = Array.from({ length: 200 }, (_, i) => nat.open(entry(1000 + i), 0));
+  const limits = { idleTimeoutMs: 0, maxLifetimeMs: 1000 };
+  const closedAt = new Map<number, number>();
+  for (let now = 0; now <= 1300; now += 10) {
+    for (const row of rows) row.bytesUp++; // busy rows close too
+    for (const { row, reason } of sweep(nat.rows(), now, limits)) {
+      assert.equal(reason, "lifetime");
+      if (!closedAt.has(row.id)) closedAt.set(row.id, now);
+    }
+  }
+  assert.equal(closedAt.size, rows.length, "every row closes");
+  const times = [...closedAt.values()];
+  assert.ok(Math.min(...times) >= 1000, `none before the lifetime: ${Math.min(...times)}`);
+  assert.ok(Math.max(...times) <= 1200, `none after lifetime + 20%: ${Math.max(...times)}`);
+  // Spread over the window, not all at once.
+  assert.ok(new Set(times).size >= 15, `${new Set(times).size} distinct close times`);
+  // Each row's deadline is fixed: a later sweep still reports it.
+  assert.equal(sweep(nat.rows(), 5000, limits).length, rows.length);
+});
+
+Deno.test("sweep() reports idle before lifetime, and nothing when both are off", () => {
+  const nat = new NatTable();
+  const row = nat.open(entry(1000), 0);
+  assert.deepEqual(sweep(nat.rows(), 1_000_000, { idleTimeoutMs: 0, maxLifetimeMs: 0 }), []);
+  assert.deepEqual(
+    sweep(nat.rows(), 5000, { idleTimeoutMs: 100, maxLifetimeMs: 100 }),
+    [{ row, reason: "idle" }],
+  );
+});
+
+Deno.test("jitter() is in [0, 1) and spread evenly over ids", () => {
+  const buckets = new Array(10).fill(0);
+  for (let id = 1; id <= 10_000; id++) {
+    const value = jitter(id);
+    assert.ok(value >= 0 && value < 1, `${id}: ${value}`);
+    buckets[Math.floor(value * 10)]++;
+  }
+  for (const count of buckets) assert.ok(count > 900 && count < 1100, String(buckets));
+  assert.equal(jitter(7), jitter(7));
+});
