@@ -99,13 +99,13 @@ export async function resolveBackends(
     }
     try {
       const addresses = await net.resolve(config.addr.hostname);
-      if (addresses.length > 1) {
-        log.info("server {name} resolves to {count} addresses: {addresses}, one backend each", {
-          name,
-          count: addresses.length,
-          addresses: addresses.join(", "),
-        });
-      }
+      // Say what a name became, so that no address is used (or left out) silently.
+      log.info(
+        `server {name} resolves to {count} ${
+          addresses.length === 1 ? "address" : "addresses"
+        }: {addresses}${addresses.length === 1 ? "" : ", one backend each"}`,
+        { name, count: addresses.length, addresses: addresses.join(", ") },
+      );
       for (const hostname of addresses) {
         out.push({ name, config: { ...config, addr: { hostname, port: config.addr.port } } });
       }

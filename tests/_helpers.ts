@@ -17,13 +17,19 @@ const DEFAULT_TIMEOUT_MS = 15_000;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** The command line that runs l4chat with `args`. */
-export function l4chatCommand(args: string[]): { cmd: string; args: string[] } {
+/**
+ * The command line that runs l4chat with `args`; `permissions` replaces
+ * {@linkcode RUN_PERMISSIONS} under `deno run` (say `--allow-read` for `lb --config`).
+ */
+export function l4chatCommand(
+  args: string[],
+  permissions: readonly string[] = RUN_PERMISSIONS,
+): { cmd: string; args: string[] } {
   const bin = Deno.env.get("L4CHAT_BIN");
   if (bin !== undefined && bin !== "") return { cmd: bin, args };
   return {
     cmd: Deno.execPath(),
-    args: ["run", "--quiet", ...RUN_PERMISSIONS, new URL("main.ts", ROOT).pathname, ...args],
+    args: ["run", "--quiet", ...permissions, new URL("main.ts", ROOT).pathname, ...args],
   };
 }
 
@@ -142,8 +148,11 @@ export class L4chat implements AsyncDisposable {
   readonly status: Promise<Deno.CommandStatus>;
   #stdin: WritableStreamDefaultWriter<Uint8Array> | undefined;
 
-  constructor(args: string[], options?: { stdin?: boolean; env?: Record<string, string> }) {
-    const { cmd, args: fullArgs } = l4chatCommand(args);
+  constructor(
+    args: string[],
+    options?: { stdin?: boolean; env?: Record<string, string>; permissions?: string[] },
+  ) {
+    const { cmd, args: fullArgs } = l4chatCommand(args, options?.permissions);
     this.child = new Deno.Command(cmd, {
       args: fullArgs,
       stdin: options?.stdin ? "piped" : "null",
