@@ -1,5 +1,6 @@
 import process from "node:process";
 import { watch } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
 import { readFile } from "node:fs/promises";
 import { getLogger } from "@logtape/logtape";
 import { type FlagSpec, parseFlags, parseHost, parseInteger, parsePort } from "../cli/args.ts";
@@ -267,22 +268,40 @@ async function reloadFromFile(lb: LoadBalancer, command: LbCommand, why: string)
   await lb.reload(loaded.config);
 }
 
-/** Watches the config file and SIGHUP; returns a function that stops watching. */
-function watchConfig(lb: LoadBalancer, command: LbCommand): () => void {
+/**
+ * Watches the config file and SIGHUP for the load balancer `starting` resolves to; returns a
+ * function that stops watching. Set up before the load balancer listens, so that no change
+ * made once it says it is listening goes unnoticed.
+ */
+function watchConfig(starting: Promise<LoadBalancer>, command: LbCommand): () => void {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running = Promise.resolve();
   const schedule = (why: string) => {
     // Editors write files in several steps: wait for the writes to settle.
     clearTimeout(timer);
     timer = setTimeout(() => {
-      running = running.then(() => reloadFromFile(lb, command, why));
+      running = running.then(async () => reloadFromFile(await starting, command, why)).catch(
+        (err) => {
+          // A bug, not a bad file: say so, and keep serving with the running config.
+          log.error("cannot reload {path}: {reason}", {
+            path: command.configPath,
+            reason: (err as Error)?.message ?? String(err),
+          });
+        },
+      );
     }, 200);
   };
   const onHup = () => schedule("SIGHUP");
   process.on("SIGHUP", onHup);
   let watcher: ReturnType<typeof watch> | undefined;
   try {
-    watcher = watch(command.configPath!, () => schedule("file changed"));
+    // Watch the directory, not the file: editors and deploy tools replace a file by renaming
+    // a new one over it, and a watch on the old file would see nothing after the first time.
+    const path = resolve(command.configPath!);
+    const name = basename(path);
+    watcher = watch(dirname(path), (_event, changed) => {
+      if (changed === null || String(changed) === name) schedule("file changed");
+    });
     watcher.on("error", () => {});
   } catch (err) {
     log.warn("cannot watch {path} ({reason}): reload with SIGHUP", {
@@ -323,16 +342,20 @@ export const lbCommand: Command = {
       command.config = loaded.config;
     }
     setupLogging(command.logLevel, command.logFormat);
+    const starting = runLb(net, command.config);
+    const stopWatching = command.configPath === undefined
+      ? () => {}
+      : watchConfig(starting, command);
     let lb: LoadBalancer;
     try {
-      lb = await runLb(net, command.config);
+      lb = await starting;
     } catch (err) {
+      stopWatching();
       throw new FatalError(
         `Cannot listen on ${formatAddr(command.config.listen)}: ${(err as Error).message}`,
         { cause: err },
       );
     }
-    const stopWatching = command.configPath === undefined ? () => {} : watchConfig(lb, command);
     const removeSignals = onStopSignal(() => lb.stop());
     await lb.done;
     stopWatching();

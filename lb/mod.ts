@@ -197,10 +197,14 @@ export async function runLb(
       log.info(formatOperating(backend), { backendId: backend.id });
     }
     for (const backend of result.removed) {
-      log.info("server {backend} removed: draining {active} connections", {
-        backend: formatAddr(backend.addr),
-        active: backend.active,
-      });
+      if (backend.active === 0) {
+        log.info("server {backend} removed", { backend: formatAddr(backend.addr) });
+      } else {
+        log.info("server {backend} removed: draining {active} connections", {
+          backend: formatAddr(backend.addr),
+          active: backend.active,
+        });
+      }
     }
     log.info("config applied: {backends} servers ({added} added, {removed} removed)", {
       event: "reload",

@@ -206,6 +206,13 @@ export class Proxy {
     }
     this.#tunnels.delete(row.id);
     pool.closed(backend, row.bytesUp, row.bytesDown);
+    if (backend.removing && pool.get(backend.id) === undefined) {
+      log.info("server {backend} drained: removed", {
+        event: "removed",
+        backend: formatAddr(backend.addr),
+        backendId: backend.id,
+      });
+    }
     balancer.onClose?.(backend);
   }
 

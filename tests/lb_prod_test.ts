@@ -480,7 +480,9 @@ Deno.test("lb --config reload during a 64 MiB transfer: byte-exact, removed back
     await deadline(transfer, 120_000, "the transfer did not finish");
     assert.equal(receivedBytes, TRANSFER_BYTES);
     assert.equal(received.digest("hex"), sent.digest("hex"));
+    // b leaves the pool with its last connection.
     held[Symbol.dispose]();
+    await lb.stderr.waitFor(new RegExp(`server 127\\.0\\.0\\.1:${b.port} drained: removed$`));
 
     // An invalid config is refused; the running one stays.
     const mark = lb.stderr.mark;
@@ -716,4 +718,28 @@ Deno.test("lb listens on IPv6 and relays to IPv6 and IPv4 backends", async () =>
   } finally {
     for (const client of clients) client[Symbol.dispose]();
   }
+});
+
+Deno.test("lb --config reloads when the file changes, also when a new file is renamed over it", async () => {
+  await using a = new EchoBackend("a");
+  await using b = new EchoBackend("b");
+  const addr = (backend: EchoBackend) => `127.0.0.1:${backend.port}`;
+  await using file = await ConfigFile.create(configText([addr(a)]));
+  const { lb, port } = await startLb(["--config", file.path], CONFIG_PERMISSIONS);
+  await using _lb = lb;
+  // Written in place: a reload without SIGHUP.
+  await file.write(configText([addr(b)]));
+  await lb.stderr.waitFor(/reloading .*l4chat\.jsonc \(file changed\)$/);
+  await lb.stderr.waitFor(/config applied: 1 servers \(1 added, 1 removed\)$/);
+  const [first, firstName] = await connect(port);
+  first[Symbol.dispose]();
+  assert.equal(firstName, "b");
+  // Replaced by a rename, as editors and deploy tools do: still noticed.
+  const mark = lb.stderr.mark;
+  await Deno.writeTextFile(`${file.dir}/next.jsonc`, configText([addr(a)]));
+  await Deno.rename(`${file.dir}/next.jsonc`, file.path);
+  await lb.stderr.waitFor(/config applied: 1 servers \(1 added, 1 removed\)$/, { from: mark });
+  const [second, secondName] = await connect(port);
+  second[Symbol.dispose]();
+  assert.equal(secondName, "a");
 });
