@@ -56,10 +56,16 @@ interface Setting {
   parse(value: string | number, what: string): unknown;
 }
 
-const duration = (allowZero: boolean) => (value: string | number, what: string) =>
-  typeof value === "number"
-    ? parseDurationMs(String(value), what, allowZero)
-    : parseDurationMs(value, what, allowZero);
+/** Longest duration a timer can wait (2^31 - 1 ms, about 24 days); longer ones fire at once. */
+const MAX_DURATION_MS = 2 ** 31 - 1;
+
+const duration = (allowZero: boolean) => (value: string | number, what: string) => {
+  const ms = parseDurationMs(String(value), what, allowZero);
+  if (ms > MAX_DURATION_MS) {
+    throw new UsageError(`Cannot use ${what} "${value}": expected at most 596h`);
+  }
+  return ms;
+};
 const integer = (min: number, max: number) => (value: string | number, what: string) =>
   parseInteger(String(value), what, min, max);
 

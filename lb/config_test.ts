@@ -200,6 +200,11 @@ Deno.test("parseConfigText() reports every problem with its line, column and pat
       ],
     },
     {
+      name: "a duration longer than a timer can wait",
+      text: '{ "grace": "600h", "backends": ["127.0.0.1:1"] }',
+      problems: ['f:1:12: grace: Cannot use grace "600h": expected at most 596h'],
+    },
+    {
       name: "backends that is not a list",
       text: '{ "backends": "127.0.0.1:1" }',
       problems: ["f:1:15: backends: expected a list of backends"],
