@@ -9,6 +9,7 @@
 import { Buffer } from "node:buffer";
 import { getLogger } from "@logtape/logtape";
 import { createClient } from "@redis/client";
+import { backoffMs } from "./backoff.ts";
 import { decodeClusterMessage, encodeClusterMessage, OriginFilter } from "./cluster_message.ts";
 import { formatPresenceEntry, sumPresence } from "./presence.ts";
 import type { ClusterLink } from "./server.ts";
@@ -36,15 +37,6 @@ export interface RedisClusterOptions {
 /** A random server id: 12 hex digits. */
 export function newServerId(): string {
   return crypto.randomUUID().replaceAll("-", "").slice(0, 12);
-}
-
-/**
- * Exponential backoff with jitter: the `attempt`-th retry (1, 2, ...) waits a random time
- * between half and all of `min(maxMs, 100 ms * 2^(attempt-1))`. `random` is in [0, 1).
- */
-export function backoffMs(attempt: number, maxMs: number, random: number): number {
-  const ceiling = Math.min(maxMs, 100 * 2 ** Math.min(attempt - 1, 20));
-  return Math.round(ceiling / 2 + (ceiling / 2) * random);
 }
 
 /**
@@ -92,7 +84,7 @@ class RedisLink implements ClusterLink {
     const socket = {
       connectTimeout: options.connectTimeoutMs,
       reconnectStrategy: (attempt: number) =>
-        backoffMs(attempt + 1, options.retryMaxMs, Math.random()),
+        backoffMs(attempt + 1, { minMs: 100, maxMs: options.retryMaxMs, random: Math.random() }),
     };
     this.#pub = createClient({
       url: options.url,

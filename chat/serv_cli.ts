@@ -49,6 +49,9 @@ Options:
   --proxy-timeout DUR how long that header may take to arrive (default: 5s)
   --presence on|off   tell everyone "* <ip:port> joined, N online" and "... left, N online"
                       (N is cluster-wide with --redis) (default: on)
+  --presence-delay DUR
+                      announce and count a client only once it has stayed this long, so
+                      load balancer health checks go unannounced (default: 500ms)
   --redis URL         share the room with the other servers on this Redis:
                       redis://[:password@]host[:port][/db] (default: none, a room of its own)
   --channel NAME      Redis pub/sub channel of the room; the online counts are kept in the
@@ -83,6 +86,7 @@ export function parseServArgs(args: string[]): ServCommand {
     "accept-proxy": { type: "boolean" },
     "proxy-timeout": { type: "string" },
     presence: { type: "string" },
+    "presence-delay": { type: "string" },
     redis: { type: "string" },
     channel: { type: "string" },
     "presence-ttl": { type: "string" },
@@ -137,6 +141,7 @@ export function parseServArgs(args: string[]): ServCommand {
       acceptProxy: values["accept-proxy"] === true,
       proxyTimeoutMs: parseDurationMs(str("proxy-timeout") ?? "5s", "--proxy-timeout"),
       presence: presence === "on",
+      presenceDelayMs: parseDurationMs(str("presence-delay") ?? "500ms", "--presence-delay", true),
     },
     logLevel: parseLogLevel(str("log-level") ?? "info"),
     logFormat: parseLogFormat(str("log-format") ?? "text"),

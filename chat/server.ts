@@ -35,6 +35,12 @@ export interface ServOptions {
    */
   presence?: boolean;
   /**
+   * How long a client must stay connected before it is announced and counted, in ms
+   * (default 500). Health checks of a load balancer connect and close at once: they are
+   * never announced.
+   */
+  presenceDelayMs?: number;
+  /**
    * The other servers of a cluster-wide room (`--redis`). The server owns it from here on:
    * it is closed when the server stops.
    */
@@ -174,10 +180,14 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
   };
   options.cluster?.onLine((line) => evict(room.say(line)));
 
-  /** Tells everyone that `client` joined or left, with the count of clients online. */
+  /** Clients announced as joined and not yet as left. */
+  let present = 0;
+  const presenceTimers = new Set<ReturnType<typeof setTimeout>>();
+
+  /** Tells everyone that a client joined or left, with the count of clients online. */
   const announce = (notice: (online: number) => string) => {
-    if (!options.presence || stopping) return;
-    const local = sessions.size;
+    if (stopping) return;
+    const local = present;
     if (options.cluster === undefined) {
       say(formatNotice(notice(local)));
       return;
@@ -225,7 +235,17 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
       clients: sessions.size,
     });
     const client = formatAddr(conn.remoteAddr);
-    announce((online) => joinedNotice(client, online));
+    let announced = false;
+    let presenceTimer: ReturnType<typeof setTimeout> | undefined;
+    if (options.presence) {
+      presenceTimer = setTimeout(() => {
+        presenceTimers.delete(presenceTimer!);
+        announced = true;
+        present++;
+        announce((online) => joinedNotice(client, online));
+      }, options.presenceDelayMs ?? 500);
+      presenceTimers.add(presenceTimer);
+    }
     const splitter = new LineSplitter(options.maxLine);
     const buf = new Uint8Array(READ_BUFFER_BYTES);
     try {
@@ -264,7 +284,12 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
       room.leave(session);
       sessions.delete(session);
       session.finish();
-      announce((online) => leftNotice(client, online));
+      clearTimeout(presenceTimer);
+      presenceTimers.delete(presenceTimer!);
+      if (announced) {
+        present--;
+        announce((online) => leftNotice(client, online));
+      }
       if (!stopping) {
         // Flush what the client is owed (it may only have half-closed), but not forever.
         await withTimeout(session.written, FLUSH_ON_LEAVE_MS);
@@ -285,6 +310,7 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
   const stop = () => {
     stopped ??= (async () => {
       stopping = true;
+      for (const timer of presenceTimers) clearTimeout(timer);
       listener.close();
       await accepting;
       log.info("chat server shutting down ({clients} clients)", { clients: sessions.size });
