@@ -16,17 +16,36 @@ async function startCluster(redis: RedisServer, count: number, args: string[] = 
   return servers;
 }
 
+/** Starts a client of the server `serv` and waits until that server has it in its room. */
+async function joinServer(serv: L4chat, port: number, name: string): Promise<L4chat> {
+  const mark = serv.stderr.mark;
+  const clnt = startClnt(port, name);
+  await serv.stderr.waitFor(/Connected client IP/, { from: mark });
+  return clnt;
+}
+
 /**
  * Connects clients through the load balancer one at a time and returns them with the port
- * of the server each landed on (from the load balancer's log).
+ * of the server each landed on (from the load balancer's log), each once that server has it
+ * in its room. The load balancer must not be health-checking meanwhile (`--hc-interval 1h`):
+ * a check would look like a client to the server.
  */
-async function joinThroughLb(lb: L4chat, lbPort: number, names: string[]) {
+async function joinThroughLb(
+  lb: L4chat,
+  lbPort: number,
+  servers: { proc: L4chat; port: number }[],
+  names: string[],
+) {
   const clients: { name: string; clnt: L4chat; backend: number }[] = [];
   for (const name of names) {
-    const mark = lb.stderr.mark;
+    const lbMark = lb.stderr.mark;
+    const servMarks = servers.map(({ proc }) => proc.stderr.mark);
     const clnt = startClnt(lbPort, name);
-    const match = await lb.stderr.waitFor(/client \S+ -> 127\.0\.0\.1:(\d+)$/, { from: mark });
-    clients.push({ name, clnt, backend: Number(match[1]) });
+    const match = await lb.stderr.waitFor(/client \S+ -> 127\.0\.0\.1:(\d+)$/, { from: lbMark });
+    const backend = Number(match[1]);
+    const index = servers.findIndex((s) => s.port === backend);
+    await servers[index].proc.stderr.waitFor(/Connected client IP/, { from: servMarks[index] });
+    clients.push({ name, clnt, backend });
   }
   return clients;
 }
@@ -39,10 +58,15 @@ function chatLines(clnt: L4chat): string[] {
 async function everyoneSeesEveryLineOnce(serverCount: number, linesEach: number) {
   await using redis = await RedisServer.start();
   const servers = await startCluster(redis, serverCount);
-  const { proc: lb, port: lbPort } = await startLb(servers.map((s) => s.port));
+  const { proc: lb, port: lbPort } = await startLb(servers.map((s) => s.port), [
+    "--hc-interval",
+    "1h",
+  ]);
   await using _lb = lb;
+  // The first health checks run at start; let them come and go before clients join.
+  for (const { proc } of servers) await proc.stderr.waitFor(/client \d+ terminated/);
   const names = Array.from({ length: serverCount * 2 }, (_, i) => `user${i}`);
-  const clients = await joinThroughLb(lb, lbPort, names);
+  const clients = await joinThroughLb(lb, lbPort, servers, names);
   try {
     // Round robin gave every server two clients: without the cluster they could not talk.
     assert.deepEqual(
@@ -111,10 +135,9 @@ Deno.test("serv --redis: presence counts are cluster-wide", async () => {
   assert.equal(await bob.exited(), 0);
   await alice.stdout.waitFor(/^\* 127\.0\.0\.1:\d+ left, 1 online$/);
   // A server that stops takes its clients out of the count.
+  const beforeCarol = alice.stdout.mark;
   await using carol = startClnt(s2.port, "carol");
-  await alice.stdout.waitFor(/^\* 127\.0\.0\.1:\d+ joined, 2 online$/, {
-    from: alice.stdout.mark - 0,
-  });
+  await alice.stdout.waitFor(/^\* 127\.0\.0\.1:\d+ joined, 2 online$/, { from: beforeCarol });
   s2.proc.kill("SIGTERM");
   assert.equal(await s2.proc.exited(), 0);
   assert.equal(await carol.exited(), 1);
@@ -132,9 +155,9 @@ Deno.test("serv --redis: Redis killed and restarted, local chat goes on, cluster
   );
   await using _s1 = s1.proc;
   await using _s2 = s2.proc;
-  await using a1 = startClnt(s1.port, "a1");
-  await using a2 = startClnt(s1.port, "a2");
-  await using b = startClnt(s2.port, "b");
+  await using a1 = await joinServer(s1.proc, s1.port, "a1");
+  await using a2 = await joinServer(s1.proc, s1.port, "a2");
+  await using b = await joinServer(s2.proc, s2.port, "b");
   await b.type("before\n");
   for (const clnt of [a1, a2, b]) await clnt.stdout.waitFor(/^\[b\] before$/);
 
