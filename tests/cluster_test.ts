@@ -2,6 +2,9 @@ import assert from "node:assert/strict";
 import { L4chat, RawClient, startClnt, startLb, startServ } from "./_helpers.ts";
 import { RedisServer } from "./_redis.ts";
 
+/** redis-server has no Windows build. */
+const NO_REDIS = { ignore: Deno.build.os === "windows" };
+
 const SUBSCRIBED = /cluster: server \S+ subscribed to (\S+) on/;
 const SUBSCRIBED_ID = /cluster: server (\S+) subscribed to/;
 
@@ -110,15 +113,23 @@ async function everyoneSeesEveryLineOnce(serverCount: number, linesEach: number)
   }
 }
 
-Deno.test("serv --redis: two servers behind lb, every client sees every line once, in order", async () => {
-  await everyoneSeesEveryLineOnce(2, 20);
-});
+Deno.test(
+  "serv --redis: two servers behind lb, every client sees every line once, in order",
+  NO_REDIS,
+  async () => {
+    await everyoneSeesEveryLineOnce(2, 20);
+  },
+);
 
-Deno.test("serv --redis: three servers behind lb, every client sees every line once, in order", async () => {
-  await everyoneSeesEveryLineOnce(3, 20);
-});
+Deno.test(
+  "serv --redis: three servers behind lb, every client sees every line once, in order",
+  NO_REDIS,
+  async () => {
+    await everyoneSeesEveryLineOnce(3, 20);
+  },
+);
 
-Deno.test("serv --redis: presence counts are cluster-wide", async () => {
+Deno.test("serv --redis: presence counts are cluster-wide", NO_REDIS, async () => {
   await using redis = await RedisServer.start();
   const [s1, s2] = await startCluster(redis, 2, ["--presence-delay", "0ms"]);
   await using _s1 = s1.proc;
@@ -147,80 +158,88 @@ Deno.test("serv --redis: presence counts are cluster-wide", async () => {
   await alice.stdout.waitFor(/^\* 127\.0\.0\.1:\d+ joined, 2 online$/, { from: mark });
 });
 
-Deno.test("serv --redis: Redis killed and restarted, local chat goes on, cluster delivery resumes", async () => {
-  await using redis = await RedisServer.start();
-  const [s1, s2] = await startCluster(redis, 2, ["--presence", "off"]);
-  const [, s2Id] = [s1, s2].map(({ proc }) =>
-    proc.stderr.lines.join("\n").match(SUBSCRIBED_ID)![1]
-  );
-  await using _s1 = s1.proc;
-  await using _s2 = s2.proc;
-  await using a1 = await joinServer(s1.proc, s1.port, "a1");
-  await using a2 = await joinServer(s1.proc, s1.port, "a2");
-  await using b = await joinServer(s2.proc, s2.port, "b");
-  await b.type("before\n");
-  for (const clnt of [a1, a2, b]) await clnt.stdout.waitFor(/^\[b\] before$/);
+Deno.test(
+  "serv --redis: Redis killed and restarted, local chat goes on, cluster delivery resumes",
+  NO_REDIS,
+  async () => {
+    await using redis = await RedisServer.start();
+    const [s1, s2] = await startCluster(redis, 2, ["--presence", "off"]);
+    const [, s2Id] = [s1, s2].map(({ proc }) =>
+      proc.stderr.lines.join("\n").match(SUBSCRIBED_ID)![1]
+    );
+    await using _s1 = s1.proc;
+    await using _s2 = s2.proc;
+    await using a1 = await joinServer(s1.proc, s1.port, "a1");
+    await using a2 = await joinServer(s1.proc, s1.port, "a2");
+    await using b = await joinServer(s2.proc, s2.port, "b");
+    await b.type("before\n");
+    for (const clnt of [a1, a2, b]) await clnt.stdout.waitFor(/^\[b\] before$/);
 
-  await redis.kill();
-  for (const { proc } of [s1, s2]) await proc.stderr.waitFor(/redis \S+ unreachable/);
-  await a1.type("during the outage\n");
-  await a1.stdout.waitFor(/^\[a1\] during the outage$/);
-  await a2.stdout.waitFor(/^\[a1\] during the outage$/);
-  await b.type("b alone\n");
-  await b.stdout.waitFor(/^\[b\] b alone$/);
+    await redis.kill();
+    for (const { proc } of [s1, s2]) await proc.stderr.waitFor(/redis \S+ unreachable/);
+    await a1.type("during the outage\n");
+    await a1.stdout.waitFor(/^\[a1\] during the outage$/);
+    await a2.stdout.waitFor(/^\[a1\] during the outage$/);
+    await b.type("b alone\n");
+    await b.stdout.waitFor(/^\[b\] b alone$/);
 
-  await redis.restart();
-  for (const { proc } of [s1, s2]) {
-    await proc.stderr.waitFor(/redis \S+ back: cluster delivery resumed on l4chat \(1 lines/);
-  }
-  await b.type("after\n");
-  await a1.type("after too\n");
-  for (const clnt of [a1, a2, b]) {
-    await clnt.stdout.waitFor(/^\[b\] after$/);
-    await clnt.stdout.waitFor(/^\[a1\] after too$/);
-  }
-  // What was said during the outage stayed on its server, and nothing came twice.
-  assert.equal(b.stdout.count(/during the outage/), 0);
-  assert.equal(a1.stdout.count(/b alone/), 0);
-  for (const clnt of [a1, a2, b]) {
-    assert.equal(clnt.stdout.count(/^\[b\] before$/), 1);
-    assert.equal(clnt.stdout.count(/^\[b\] after$/), 1);
-  }
-  // s1 had heard from s2 before ("before"), so it knows it missed "b alone".
-  await s1.proc.stderr.waitFor(new RegExp(`missed 1 lines of server ${s2Id}`));
-  // The outage was logged once per server, however many reconnects failed.
-  for (const { proc } of [s1, s2]) {
-    assert.equal(proc.stderr.count(/redis \S+ unreachable/), 1, proc.stderr.lines.join("\n"));
-  }
-});
+    await redis.restart();
+    for (const { proc } of [s1, s2]) {
+      await proc.stderr.waitFor(/redis \S+ back: cluster delivery resumed on l4chat \(1 lines/);
+    }
+    await b.type("after\n");
+    await a1.type("after too\n");
+    for (const clnt of [a1, a2, b]) {
+      await clnt.stdout.waitFor(/^\[b\] after$/);
+      await clnt.stdout.waitFor(/^\[a1\] after too$/);
+    }
+    // What was said during the outage stayed on its server, and nothing came twice.
+    assert.equal(b.stdout.count(/during the outage/), 0);
+    assert.equal(a1.stdout.count(/b alone/), 0);
+    for (const clnt of [a1, a2, b]) {
+      assert.equal(clnt.stdout.count(/^\[b\] before$/), 1);
+      assert.equal(clnt.stdout.count(/^\[b\] after$/), 1);
+    }
+    // s1 had heard from s2 before ("before"), so it knows it missed "b alone".
+    await s1.proc.stderr.waitFor(new RegExp(`missed 1 lines of server ${s2Id}`));
+    // The outage was logged once per server, however many reconnects failed.
+    for (const { proc } of [s1, s2]) {
+      assert.equal(proc.stderr.count(/redis \S+ unreachable/), 1, proc.stderr.lines.join("\n"));
+    }
+  },
+);
 
-Deno.test("serv --redis starts without Redis, chats locally and joins once Redis is up", async () => {
-  await using redis = await RedisServer.start();
-  const port = redis.port;
-  await redis.kill();
-  const { proc: serv, port: servPort } = await startServ([
-    "--redis",
-    `redis://127.0.0.1:${port}`,
-    "--redis-timeout",
-    "200ms",
-    "--redis-retry-max",
-    "300ms",
-    "--presence",
-    "off",
-  ]);
-  await using _serv = serv;
-  await serv.stderr.waitFor(/redis \S+ unreachable .*chat stays local to this server, retrying/);
-  using raw = await RawClient.connect(servPort);
-  await raw.send("[raw] alone\n");
-  assert.equal(await raw.readLine(), "[raw] alone");
-  await redis.restart();
-  await serv.stderr.waitFor(SUBSCRIBED);
-  const [other] = await startCluster(redis, 1, ["--presence", "off"]);
-  await using _other = other.proc;
-  using raw2 = await RawClient.connect(other.port);
-  await raw2.send("[raw2] together\n");
-  assert.equal(await raw.readLine(), "[raw2] together");
-});
+Deno.test(
+  "serv --redis starts without Redis, chats locally and joins once Redis is up",
+  NO_REDIS,
+  async () => {
+    await using redis = await RedisServer.start();
+    const port = redis.port;
+    await redis.kill();
+    const { proc: serv, port: servPort } = await startServ([
+      "--redis",
+      `redis://127.0.0.1:${port}`,
+      "--redis-timeout",
+      "200ms",
+      "--redis-retry-max",
+      "300ms",
+      "--presence",
+      "off",
+    ]);
+    await using _serv = serv;
+    await serv.stderr.waitFor(/redis \S+ unreachable .*chat stays local to this server, retrying/);
+    using raw = await RawClient.connect(servPort);
+    await raw.send("[raw] alone\n");
+    assert.equal(await raw.readLine(), "[raw] alone");
+    await redis.restart();
+    await serv.stderr.waitFor(SUBSCRIBED);
+    const [other] = await startCluster(redis, 1, ["--presence", "off"]);
+    await using _other = other.proc;
+    using raw2 = await RawClient.connect(other.port);
+    await raw2.send("[raw2] together\n");
+    assert.equal(await raw.readLine(), "[raw2] together");
+  },
+);
 
 Deno.test("serv with a bad --redis URL prints one line and the usage, exit 2", async () => {
   await using serv = new L4chat(["serv", "0", "--redis", "localhost:6379"]);
