@@ -4,6 +4,7 @@ import { ProxyHeaderError } from "../net/proxy_protocol.ts";
 import { readProxyHeader } from "../net/read_proxy_header.ts";
 import { LineSplitter } from "./lines.ts";
 import { Outbox } from "./outbox.ts";
+import { joinedNotice, leftNotice } from "./presence.ts";
 import { formatNotice, withNewline } from "./protocol.ts";
 import { type Member, Room } from "./room.ts";
 
@@ -28,6 +29,46 @@ export interface ServOptions {
   proxyTimeoutMs?: number;
   /** How long shutdown waits for clients to take their last notice, in ms. */
   shutdownMs?: number;
+  /**
+   * Whether to tell everyone `* <ip:port> joined, N online` and `* <ip:port> left, N online`
+   * (default false here; the command line turns it on). N is cluster-wide with `cluster`.
+   */
+  presence?: boolean;
+  /**
+   * How long a client must stay connected before it is announced and counted, in ms
+   * (default 500). Health checks of a load balancer connect and close at once: they are
+   * never announced.
+   */
+  presenceDelayMs?: number;
+  /**
+   * The other servers of a cluster-wide room (`--redis`). The server owns it from here on:
+   * it is closed when the server stops.
+   */
+  cluster?: ClusterLink;
+}
+
+/**
+ * What a chat server needs of the other servers that share its room. Implemented over Redis
+ * by `cluster.ts`; tests can pass a fake.
+ */
+export interface ClusterLink {
+  /** This server's id, tagged on every line it publishes. */
+  readonly serverId: string;
+  /**
+   * Sets the handler of lines other servers published (each ends in `\n`, and is this
+   * server's to keep). Called in the order the other servers published them, never with a
+   * line this server published.
+   */
+  onLine(handler: (line: Uint8Array) => void): void;
+  /** Sends `line` (ending in `\n`) to the other servers; never waits, never throws. */
+  publish(line: Uint8Array): void;
+  /**
+   * Records that this server has `localClients` clients and resolves to the number online
+   * across the cluster, or to undefined when that cannot be known now. Never rejects.
+   */
+  online(localClients: number): Promise<number | undefined>;
+  /** Leaves the cluster (this server's clients stop counting). Never rejects. */
+  close(): Promise<void>;
 }
 
 /** A running chat server. */
@@ -132,6 +173,30 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
     }
   };
 
+  /** Delivers `line` to every local client and, in a cluster, to every other server. */
+  const say = (line: Uint8Array) => {
+    evict(room.say(line));
+    options.cluster?.publish(line);
+  };
+  options.cluster?.onLine((line) => evict(room.say(line)));
+
+  /** Clients announced as joined and not yet as left. */
+  let present = 0;
+  const presenceTimers = new Set<ReturnType<typeof setTimeout>>();
+
+  /** Tells everyone that a client joined or left, with the count of clients online. */
+  const announce = (notice: (online: number) => string) => {
+    if (stopping) return;
+    const local = present;
+    if (options.cluster === undefined) {
+      say(formatNotice(notice(local)));
+      return;
+    }
+    options.cluster.online(local).then((online) => {
+      if (!stopping) say(formatNotice(notice(online ?? local)));
+    });
+  };
+
   const serveClient = async (conn: Conn) => {
     const id = nextId++;
     let remote = conn.remoteAddr;
@@ -169,6 +234,18 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
       id,
       clients: sessions.size,
     });
+    const client = formatAddr(conn.remoteAddr);
+    let announced = false;
+    let presenceTimer: ReturnType<typeof setTimeout> | undefined;
+    if (options.presence) {
+      presenceTimer = setTimeout(() => {
+        presenceTimers.delete(presenceTimer!);
+        announced = true;
+        present++;
+        announce((online) => joinedNotice(client, online));
+      }, options.presenceDelayMs ?? 500);
+      presenceTimers.add(presenceTimer);
+    }
     const splitter = new LineSplitter(options.maxLine);
     const buf = new Uint8Array(READ_BUFFER_BYTES);
     try {
@@ -188,7 +265,7 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
               id,
               text: new TextDecoder().decode(frame.bytes),
             }));
-            evict(room.say(withNewline(frame.bytes)));
+            say(withNewline(frame.bytes));
           } else {
             log.warn("client {id} sent a line of {length} bytes, over --max-line {maxLine}", {
               id,
@@ -207,6 +284,12 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
       room.leave(session);
       sessions.delete(session);
       session.finish();
+      clearTimeout(presenceTimer);
+      presenceTimers.delete(presenceTimer!);
+      if (announced) {
+        present--;
+        announce((online) => leftNotice(client, online));
+      }
       if (!stopping) {
         // Flush what the client is owed (it may only have half-closed), but not forever.
         await withTimeout(session.written, FLUSH_ON_LEAVE_MS);
@@ -227,6 +310,7 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
   const stop = () => {
     stopped ??= (async () => {
       stopping = true;
+      for (const timer of presenceTimers) clearTimeout(timer);
       listener.close();
       await accepting;
       log.info("chat server shutting down ({clients} clients)", { clients: sessions.size });
@@ -241,6 +325,7 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
         options.shutdownMs ?? 2000,
       );
       for (const session of all) session.conn.close();
+      await options.cluster?.close();
       resolveDone();
     })();
     return stopped;

@@ -130,3 +130,40 @@ export function parseFlags(args: string[], spec: FlagSpec): ParsedFlags {
     throw new UsageError((err as Error).message.split("\n")[0]);
   }
 }
+
+/** A Redis server to use, as {@linkcode parseRedisUrl} checked it. */
+export interface RedisUrl {
+  /** The URL to connect with. */
+  url: string;
+  /** The URL with any password replaced by `***`, for logs and messages. */
+  display: string;
+}
+
+/**
+ * Checks a Redis URL: `redis://[[user]:password@]host[:port][/db]` (`rediss://` for TLS).
+ * Throws {@linkcode UsageError} naming `what`, without echoing a password.
+ */
+export function parseRedisUrl(text: string, what: string): RedisUrl {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  const display = url === undefined || url.password === ""
+    ? text
+    : text.replace(`:${url.password}@`, ":***@");
+  const fail = (detail: string) => {
+    throw new UsageError(`Cannot parse ${what} "${display}": ${detail}`);
+  };
+  if (url === undefined || (url.protocol !== "redis:" && url.protocol !== "rediss:")) {
+    return fail("expected redis://host:port");
+  }
+  if (url.hostname === "") return fail("expected a host after redis://");
+  if (url.port !== "" && Number(url.port) === 0) return fail("expected a port in 1..65535");
+  if (url.pathname !== "" && url.pathname !== "/" && !/^\/\d{1,2}$/.test(url.pathname)) {
+    return fail("expected a database number such as /0 after the port");
+  }
+  if (url.search !== "" || url.hash !== "") return fail("expected no query or fragment");
+  return { url: text, display };
+}

@@ -31,7 +31,8 @@ Deno.test("clnt prints Server disconnected ... and exits 1 when the server goes 
 });
 
 Deno.test("serv relays Korean names and messages byte for byte", async () => {
-  const { proc: serv, port } = await startServ();
+  // Presence off: the first line this client reads must be its own.
+  const { proc: serv, port } = await startServ(["--presence", "off"]);
   await using _serv = serv;
   using raw = await RawClient.connect(port);
   await serv.stderr.waitFor(/Connected client IP/);
