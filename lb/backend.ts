@@ -25,6 +25,8 @@ export interface Backend {
   upSinceMs?: number;
   /** Proxied connections open now. */
   active: number;
+  /** Connects to it in flight now: the balancers and `maxConn` count them with `active`. */
+  connecting: number;
   /** Proxied connections opened since start. */
   total: number;
   /** Failed connects since start (health probes not included). */
@@ -94,6 +96,7 @@ export class BackendPool {
       alive: true,
       upSinceMs: nowMs,
       active: 0,
+      connecting: 0,
       total: 0,
       connectFailures: 0,
       bytesUp: 0,
@@ -137,7 +140,7 @@ export class BackendPool {
     const { exclude, nowMs, slowstartMs, random } = options;
     const open = this.#backends.filter((backend) => {
       if (!backend.alive || backend.state !== "ready" || backend.removing) return false;
-      if (backend.maxConn > 0 && backend.active >= backend.maxConn) return false;
+      if (backend.maxConn > 0 && load(backend) >= backend.maxConn) return false;
       return !exclude?.has(backend.id);
     });
     if (!slowstartMs || nowMs === undefined || random === undefined) return open;
@@ -153,6 +156,16 @@ export class BackendPool {
     backend.alive = alive;
     if (alive) backend.upSinceMs = nowMs;
     return true;
+  }
+
+  /** Counts a connect to `backend` starting; `connectEnded` follows, whatever the outcome. */
+  connectStarted(backend: Backend): void {
+    backend.connecting++;
+  }
+
+  /** Counts a connect to `backend` finished (before `opened`, if it succeeded). */
+  connectEnded(backend: Backend): void {
+    backend.connecting--;
   }
 
   /** Counts a proxied connection opened to `backend`. */
@@ -183,6 +196,11 @@ export class BackendPool {
     if (index !== -1) this.#backends.splice(index, 1);
     return true;
   }
+}
+
+/** Connections open to `backend` plus connects in flight: what the balancers compare. */
+export function load(backend: Backend): number {
+  return backend.active + backend.connecting;
 }
 
 /**

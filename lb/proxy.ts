@@ -244,6 +244,7 @@ export class Proxy {
       );
       if (backend === undefined) break;
       tried.add(backend.id);
+      pool.connectStarted(backend);
       try {
         const upstream = await net.connect(backend.addr, { timeoutMs: config.connectTimeoutMs });
         const version = backend.sendProxy ?? config.sendProxy;
@@ -264,6 +265,9 @@ export class Proxy {
           client: formatClient(client.remoteAddr),
           reason: (err as Error).message,
         });
+      } finally {
+        // The caller counts the connection as opened right after, with no await between.
+        pool.connectEnded(backend);
       }
     }
     log.warn("client {client} closed: no server available{detail}", {

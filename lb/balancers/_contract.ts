@@ -26,6 +26,7 @@ export function fakeBackend(
     maxConn: 0,
     alive: true,
     active: 0,
+    connecting: 0,
     total: 0,
     connectFailures: 0,
     bytesUp: 0,

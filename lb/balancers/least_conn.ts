@@ -1,15 +1,14 @@
-import type { Backend } from "../backend.ts";
+import { type Backend, load } from "../backend.ts";
 import type { Balancer, ConnInfo } from "../balancer.ts";
 
 /**
  * Weighted least connections: picks the candidate with the fewest open connections per unit
- * of weight (`active / weight`, compared without division). Among equally loaded candidates
+ * of weight (load / weight, compared without division). Among equally loaded candidates
  * it rotates, starting after the one it picked last, so idle backends share new clients
  * instead of the first one taking them all.
  *
- * Reads the pool's live count, `Backend.active`, which the proxy raises once a connection to
- * the backend is up: clients that arrive while earlier connects are still in progress all
- * see the same counts (and fall to the rotation when tied).
+ * Reads the pool's live load (`load(backend)`: connections open plus connects in flight), so
+ * clients that arrive while earlier connects are still in progress see those connects too.
  */
 export class LeastConn implements Balancer {
   /** Id of the backend picked last, for the rotation among ties. */
@@ -35,6 +34,6 @@ export class LeastConn implements Balancer {
 
 /** Negative when `a` carries less load per unit of weight than `b`, 0 when equal. */
 export function compareLoad(a: Backend, b: Backend): number {
-  return Math.max(0, a.active) * Math.max(1, b.weight) -
-    Math.max(0, b.active) * Math.max(1, a.weight);
+  return Math.max(0, load(a)) * Math.max(1, b.weight) -
+    Math.max(0, load(b)) * Math.max(1, a.weight);
 }

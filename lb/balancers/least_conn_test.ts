@@ -48,3 +48,11 @@ Deno.test("LeastConn.pick() fills backends in proportion to their weights", () =
     picked.active++;
   }
 });
+
+Deno.test("LeastConn.pick() counts connects still in flight as load", () => {
+  const [a, b] = fakeBackends([1, 1]);
+  a.connecting = 2;
+  b.active = 1;
+  const balancer = new LeastConn();
+  assert.equal(balancer.pick(fakeConn(1), [a, b]), b);
+});

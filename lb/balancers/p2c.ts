@@ -14,7 +14,7 @@ export interface PowerOfTwoChoicesOptions {
 /**
  * Power of two random choices: draws two different candidates at random, each with a
  * probability proportional to its weight, and picks the one with fewer open connections per
- * unit of weight (`active / weight`); the first drawn on a tie. Nearly as even as least-conn
+ * unit of weight (load / weight, with connects in flight); the first drawn on a tie. Nearly as even as least-conn
  * without every load balancer herding new clients onto the same least-loaded backend, and
  * with idle backends it hands out clients in proportion to their weights.
  */
