@@ -212,8 +212,9 @@ export function parseLbArgs(args: string[]): LbCommand {
     throw new UsageError("Missing backend: give at least one <server> <port>");
   }
   // The original's form starts with the address to listen on: there is one when the second
-  // argument is not a port (with or without its options). Deciding by shape rather than by count names the real mistake
-  // when a pair is incomplete ("Missing <port>") instead of misreading every pair after it.
+  // argument is not a port (with or without its options). Deciding by shape rather than by
+  // count names the real mistake when a pair is incomplete ("Missing <port>") instead of
+  // misreading every pair after it.
   const bind = PORT_LIKE.test(rest[1]) ? "0.0.0.0" : parseHost(rest.shift()!, "<bind-ip>");
   if (rest.length % 2 === 1) {
     throw new UsageError(
@@ -355,21 +356,29 @@ export const lbCommand: Command = {
       command.config = loaded.config;
     }
     setupLogging(command.logLevel, command.logFormat);
+    // Handle signals before listening: a SIGTERM that comes as soon as the "listening" line
+    // is out must stop the load balancer gracefully, not kill it with the default action.
+    let lb: LoadBalancer | undefined;
+    let stopRequested = false;
+    const removeSignals = onStopSignal(() => {
+      stopRequested = true;
+      lb?.stop();
+    });
     const starting = runLb(net, command.config);
     const stopWatching = command.configPath === undefined
       ? () => {}
       : watchConfig(starting, command);
-    let lb: LoadBalancer;
     try {
       lb = await starting;
     } catch (err) {
       stopWatching();
+      removeSignals();
       throw new FatalError(
         `Cannot listen on ${formatAddr(command.config.listen)}: ${(err as Error).message}`,
         { cause: err },
       );
     }
-    const removeSignals = onStopSignal(() => lb.stop());
+    if (stopRequested) lb.stop();
     await lb.done;
     stopWatching();
     removeSignals();

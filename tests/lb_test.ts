@@ -517,6 +517,36 @@ Deno.test("lb listens and connects over IPv6 loopback", async () => {
   );
 });
 
+Deno.test("lb on SIGTERM stops accepting, lets connections finish within --grace, exits 0", async () => {
+  await using backend = new TestBackend(async (conn) => {
+    await writeAll(conn, encoder.encode("hi\n"));
+    await readAll(conn);
+  });
+  const { proc: lb, port } = await startLb([backend.port], [...ONE_HC, "--grace", "300ms"]);
+  await using _lb = lb;
+  using client = await RawClient.connect(port);
+  assert.equal(await client.readLine(), "hi");
+  await backendOf(lb, client.conn.localAddr.port);
+  lb.kill("SIGTERM");
+  await lb.stderr.waitFor(/ INFO  waiting up to 300 ms for 1 connections to finish$/);
+  await assert.rejects(() => RawClient.connect(port).then((late) => late[Symbol.dispose]()));
+  // The client stays idle: after the grace period the lb closes it and exits.
+  assert.equal(await client.closedByPeer(10_000), true);
+  assert.equal(await lb.exited(), 0);
+  assert.equal(lb.stderr.count(/ WARN  grace period over: closing 1 connections$/), 1);
+  assert.equal(lb.stderr.count(/ INFO  load balancer stopped$/), 1);
+  assert.equal(await terminated(lb, client.conn.localAddr.port), 0);
+});
+
+Deno.test("lb on SIGTERM with no connection exits 0 at once", async () => {
+  await using backend = new TestBackend(async (conn) => void await readAll(conn));
+  const { proc: lb } = await startLb([backend.port], ONE_HC);
+  await using _lb = lb;
+  lb.kill("SIGTERM");
+  assert.equal(await lb.exited(), 0);
+  assert.equal(lb.stderr.count(/ INFO  load balancer stopped$/), 1);
+});
+
 Deno.test("lb with bad flags prints one line and the usage, exit 2", async () => {
   const usage = "usage: l4chat lb [<bind-ip>] <server> <port> [<server> <port> ...] [options]";
   const cases: [string[], string][] = [
