@@ -517,6 +517,29 @@ Deno.test("lb listens and connects over IPv6 loopback", async () => {
   );
 });
 
+Deno.test("lb logs each chunk relayed only at --log-level debug", async () => {
+  await using backend = new TestBackend(async (conn) => {
+    const buf = new Uint8Array(64);
+    const n = await conn.read(buf);
+    if (n !== null) await writeAll(conn, encoder.encode("pong!!!\n"));
+    await readAll(conn);
+  });
+  for (const level of ["debug", "info"]) {
+    const { proc: lb, port } = await startLb([backend.port], [...ONE_HC, "--log-level", level]);
+    await using _lb = lb;
+    using client = await RawClient.connect(port);
+    await client.send("ping\n");
+    assert.equal(await client.readLine(), "pong!!!");
+    client[Symbol.dispose]();
+    await terminated(lb, client.conn.localAddr.port);
+    const chunks = [
+      / DEBUG Successfully sent 5 bytes to server!$/,
+      / DEBUG Successfully sent 8 bytes to client!$/,
+    ];
+    for (const pattern of chunks) assert.equal(lb.stderr.count(pattern), level === "debug" ? 1 : 0);
+  }
+});
+
 Deno.test("lb on SIGTERM stops accepting, lets connections finish within --grace, exits 0", async () => {
   await using backend = new TestBackend(async (conn) => {
     await writeAll(conn, encoder.encode("hi\n"));
@@ -528,13 +551,13 @@ Deno.test("lb on SIGTERM stops accepting, lets connections finish within --grace
   assert.equal(await client.readLine(), "hi");
   await backendOf(lb, client.conn.localAddr.port);
   lb.kill("SIGTERM");
-  await lb.stderr.waitFor(/ INFO  waiting up to 300 ms for 1 connections to finish$/);
+  await lb.stderr.waitFor(/ INFO {2}waiting up to 300 ms for 1 connections to finish$/);
   await assert.rejects(() => RawClient.connect(port).then((late) => late[Symbol.dispose]()));
   // The client stays idle: after the grace period the lb closes it and exits.
   assert.equal(await client.closedByPeer(10_000), true);
   assert.equal(await lb.exited(), 0);
-  assert.equal(lb.stderr.count(/ WARN  grace period over: closing 1 connections$/), 1);
-  assert.equal(lb.stderr.count(/ INFO  load balancer stopped$/), 1);
+  assert.equal(lb.stderr.count(/ WARN {2}grace period over: closing 1 connections$/), 1);
+  assert.equal(lb.stderr.count(/ INFO {2}load balancer stopped$/), 1);
   assert.equal(await terminated(lb, client.conn.localAddr.port), 0);
 });
 
@@ -544,7 +567,7 @@ Deno.test("lb on SIGTERM with no connection exits 0 at once", async () => {
   await using _lb = lb;
   lb.kill("SIGTERM");
   assert.equal(await lb.exited(), 0);
-  assert.equal(lb.stderr.count(/ INFO  load balancer stopped$/), 1);
+  assert.equal(lb.stderr.count(/ INFO {2}load balancer stopped$/), 1);
 });
 
 Deno.test("lb with bad flags prints one line and the usage, exit 2", async () => {
