@@ -18,10 +18,14 @@ export function parsePort(text: string, what: string, allowZero = false): number
   return port;
 }
 
-/** Strips the brackets of an IPv6 literal written as `[::1]`. */
+/**
+ * Checks a host name or IP literal and strips the brackets of an IPv6 literal written as
+ * `[::1]`. A bare number is refused: it is a port in the wrong place, not a host (resolvers
+ * would read `10010` as the IPv4 address 0.0.39.26).
+ */
 export function parseHost(text: string, what: string): string {
   const host = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
-  if (host === "" || /[\s/]/.test(host)) {
+  if (host === "" || /[\s/\[\]]/.test(host) || /^\d+$/.test(host)) {
     throw new UsageError(`Cannot parse ${what} "${text}": expected a host name or IP address`);
   }
   return host;

@@ -217,3 +217,31 @@ Deno.test("reconcile() tells backends apart by name and address", () => {
   assert.deepEqual(ports(moved.added), [6]);
   assert.deepEqual(moved.removed.map((backend) => backend.name), ["db.example:5"]);
 });
+
+Deno.test("BackendPool.setAlive() returns true only when the health changes", () => {
+  const pool = new BackendPool([at(1), at(2)]);
+  const backend = pool.get(1)!;
+  assert.equal(pool.setAlive(backend, true, 10), false);
+  assert.equal(pool.setAlive(backend, false, 20), true);
+  assert.equal(backend.alive, false);
+  assert.deepEqual(ports(pool.candidates()), [2]);
+  assert.equal(pool.setAlive(backend, false, 30), false);
+  assert.equal(pool.setAlive(backend, true, 40), true);
+  assert.equal(backend.alive, true);
+  assert.equal(backend.upSinceMs, 40);
+  assert.deepEqual(ports(pool.candidates()), [1, 2]);
+});
+
+Deno.test("BackendPool counts opened, closed and failed connections per backend", () => {
+  const pool = new BackendPool([at(1), at(2)]);
+  const backend = pool.get(1)!;
+  pool.opened(backend);
+  pool.opened(backend);
+  pool.closed(backend, 5, 7);
+  pool.connectFailed(backend);
+  assert.deepEqual(
+    [backend.active, backend.total, backend.connectFailures, backend.bytesUp, backend.bytesDown],
+    [1, 2, 1, 5, 7],
+  );
+  assert.equal(pool.get(2)!.total, 0);
+});

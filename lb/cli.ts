@@ -139,6 +139,9 @@ const FLAGS: FlagSpec = {
 
 const BACKEND_STATES: readonly string[] = ["ready", "drain", "maint"];
 
+/** A positional that stands where a `<port>` goes (`10010`, `10010,weight=3`), not a host. */
+const PORT_LIKE = /^\d*(?:,|$)/;
+
 /**
  * Parses one positional backend: `<server>` and `<port>` or `<port>,key=value,...` with keys
  * weight, maxconn, state and send-proxy. Throws UsageError naming the server.
@@ -205,8 +208,19 @@ export function parseLbArgs(args: string[]): LbCommand {
   }
   if (common.check) throw new UsageError("--check needs --config FILE");
   const rest = [...positionals];
-  const bind = rest.length % 2 === 1 ? parseHost(rest.shift()!, "<bind-ip>") : "0.0.0.0";
-  if (rest.length === 0) throw new UsageError("Missing backend: give at least one <server> <port>");
+  if (rest.length <= 1) {
+    throw new UsageError("Missing backend: give at least one <server> <port>");
+  }
+  // The original's form starts with the address to listen on: there is one when the second
+  // argument is not a port (with or without its options). Deciding by shape rather than by
+  // count names the real mistake when a pair is incomplete ("Missing <port>") instead of
+  // misreading every pair after it.
+  const bind = PORT_LIKE.test(rest[1]) ? "0.0.0.0" : parseHost(rest.shift()!, "<bind-ip>");
+  if (rest.length % 2 === 1) {
+    throw new UsageError(
+      `Missing <port> after server "${rest.at(-1)}": backends are <server> <port> pairs`,
+    );
+  }
   const backends: BackendConfig[] = [];
   for (let i = 0; i < rest.length; i += 2) backends.push(parseBackend(rest[i], rest[i + 1]));
   const config = defaultConfig({ hostname: bind, port: DEFAULT_PORT }, backends);
@@ -342,21 +356,29 @@ export const lbCommand: Command = {
       command.config = loaded.config;
     }
     setupLogging(command.logLevel, command.logFormat);
+    // Handle signals before listening: a SIGTERM that comes as soon as the "listening" line
+    // is out must stop the load balancer gracefully, not kill it with the default action.
+    let lb: LoadBalancer | undefined;
+    let stopRequested = false;
+    const removeSignals = onStopSignal(() => {
+      stopRequested = true;
+      lb?.stop();
+    });
     const starting = runLb(net, command.config);
     const stopWatching = command.configPath === undefined
       ? () => {}
       : watchConfig(starting, command);
-    let lb: LoadBalancer;
     try {
       lb = await starting;
     } catch (err) {
       stopWatching();
+      removeSignals();
       throw new FatalError(
         `Cannot listen on ${formatAddr(command.config.listen)}: ${(err as Error).message}`,
         { cause: err },
       );
     }
-    const removeSignals = onStopSignal(() => lb.stop());
+    if (stopRequested) lb.stop();
     await lb.done;
     stopWatching();
     removeSignals();

@@ -73,3 +73,14 @@ export class HealthState {
     return ok ? "up" : "down";
   }
 }
+
+/**
+ * When the next check of a backend starts (ms), given when the last one started and
+ * finished. Checks start every `intervalMs` whatever they take, so a backend that dies is
+ * marked down within `intervalMs * fall + timeoutMs` when the timeout is at most the
+ * interval; a check that took longer than the interval is followed at once (checks of one
+ * backend never overlap).
+ */
+export function nextCheckMs(startedMs: number, finishedMs: number, intervalMs: number): number {
+  return Math.max(startedMs + intervalMs, finishedMs);
+}

@@ -1,7 +1,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Net } from "../net/mod.ts";
 import type { Backend, BackendPool } from "./backend.ts";
-import { type HealthChange, HealthState, type HealthThresholds } from "./health.ts";
+import { type HealthChange, HealthState, type HealthThresholds, nextCheckMs } from "./health.ts";
 
 const log = getLogger(["l4chat", "lb", "health"]);
 
@@ -19,8 +19,9 @@ export function formatOperating(backend: Backend): string {
 }
 
 /**
- * Checks every backend with a TCP connect every `intervalMs` and feeds the results, and the
- * proxy's connect failures (passive checks), into one {@linkcode HealthState} per backend.
+ * Checks every backend with a TCP connect every `intervalMs` (a fixed cadence, see
+ * {@linkcode nextCheckMs}) and feeds the results, and the proxy's connect failures (passive
+ * checks), into one {@linkcode HealthState} per backend.
  * Only transitions are logged. Backends in `maint` are not checked.
  */
 export class HealthMonitor {
@@ -96,6 +97,7 @@ export class HealthMonitor {
   }
 
   async #probe(backend: Backend): Promise<void> {
+    const startedMs = Date.now();
     if (backend.state !== "maint") {
       try {
         const timeoutMs = this.#options().timeoutMs;
@@ -106,7 +108,10 @@ export class HealthMonitor {
         this.#record(backend, false, (err as Error).message);
       }
     }
-    this.#schedule(backend, this.#options().intervalMs);
+    // A fixed cadence, not `intervalMs` after each check ends: a backend whose checks time
+    // out would otherwise take fall * (interval + timeout) to be marked down.
+    const nowMs = Date.now();
+    this.#schedule(backend, nextCheckMs(startedMs, nowMs, this.#options().intervalMs) - nowMs);
   }
 
   #record(backend: Backend, ok: boolean, reason: string): void {

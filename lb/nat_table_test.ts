@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { jitter, NatTable, sweep } from "./nat_table.ts";
+import type { Direction } from "../net/mod.ts";
+import { jitter, type NatEntry, NatTable, sweep } from "./nat_table.ts";
 
 const entry = (port: number) => ({
   client: { hostname: "127.0.0.1", port },
@@ -89,4 +90,112 @@ Deno.test("jitter() is in [0, 1) and spread evenly over ids", () => {
   }
   for (const count of buckets) assert.ok(count > 900 && count < 1100, String(buckets));
   assert.equal(jitter(7), jitter(7));
+});
+
+const ENTRY: NatEntry = {
+  client: { hostname: "127.0.0.1", port: 40001 },
+  local: { hostname: "127.0.0.1", port: 50001 },
+  backend: { hostname: "127.0.0.1", port: 10010 },
+  backendId: 1,
+};
+
+type Step = "up" | "down" | "remove";
+
+function apply(table: NatTable, id: number, step: Step): boolean {
+  return step === "remove" ? table.remove(id) : table.finish(id, step as Direction);
+}
+
+/** Every ordering of `items` (all permutations). */
+function permutations<T>(items: readonly T[]): T[][] {
+  if (items.length <= 1) return [[...items]];
+  return items.flatMap((item, i) =>
+    permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest])
+  );
+}
+
+/** What each step of `steps` must return: true exactly for the one that removes the row. */
+function expected(steps: readonly Step[]): boolean[] {
+  let up = false;
+  let down = false;
+  let gone = false;
+  return steps.map((step) => {
+    if (gone) return false;
+    if (step === "remove") return gone = true;
+    if (step === "up") up = true;
+    else down = true;
+    return gone = up && down;
+  });
+}
+
+Deno.test("NatTable.open() adds a row with a fresh id, zero byte counts and the time given", () => {
+  const table = new NatTable();
+  const first = table.open(ENTRY, 1_000);
+  const second = table.open({ ...ENTRY, client: { hostname: "127.0.0.1", port: 40002 } }, 2_000);
+  assert.equal(table.size, 2);
+  assert.notEqual(first.id, second.id);
+  assert.deepEqual(
+    [first.client, first.local, first.backend, first.backendId],
+    [ENTRY.client, ENTRY.local, ENTRY.backend, ENTRY.backendId],
+  );
+  assert.deepEqual(
+    [first.openedAtMs, first.bytesUp, first.bytesDown, first.upDone, first.downDone],
+    [1_000, 0, 0, false, false],
+  );
+  assert.equal(table.get(second.id), second);
+  assert.deepEqual([...table.rows()].map((row) => row.id), [first.id, second.id]);
+});
+
+Deno.test("NatTable removes a row exactly once under every order of finish(up), finish(down) and remove", () => {
+  const orders: Step[][] = [
+    ...permutations<Step>(["up", "down", "remove"]),
+    ...permutations<Step>(["up", "down"]),
+    ...permutations<Step>(["up", "remove"]),
+    ...permutations<Step>(["down", "remove"]),
+    // Repeats: a direction reported twice, a second remove (reset after an error).
+    ["up", "up", "down", "down"],
+    ["remove", "remove", "up", "down"],
+    ["down", "down", "remove", "up", "remove"],
+  ];
+  for (const steps of orders) {
+    const table = new NatTable();
+    const other = table.open(ENTRY, 0);
+    const row = table.open(ENTRY, 0);
+    const results = steps.map((step) => apply(table, row.id, step));
+    const label = steps.join(", ");
+    assert.deepEqual(results, expected(steps), label);
+    assert.equal(results.filter(Boolean).length, 1, `${label}: removed exactly once`);
+    assert.equal(table.get(row.id), undefined, label);
+    assert.equal(table.size, 1, `${label}: the other row stays`);
+    assert.equal(table.get(other.id), other, label);
+  }
+});
+
+Deno.test("NatTable.finish() of one direction keeps the row and marks that direction", () => {
+  const table = new NatTable();
+  const row = table.open(ENTRY, 0);
+  assert.equal(table.finish(row.id, "down"), false);
+  assert.equal(table.size, 1);
+  assert.equal(row.downDone, true);
+  assert.equal(row.upDone, false);
+});
+
+Deno.test("NatTable calls about an unknown id return false and change nothing", () => {
+  const table = new NatTable();
+  table.open(ENTRY, 0);
+  assert.equal(table.finish(999, "up"), false);
+  assert.equal(table.remove(999), false);
+  assert.equal(table.get(999), undefined);
+  assert.equal(table.size, 1);
+});
+
+Deno.test("NatTable never reuses an id after a row is removed", () => {
+  const table = new NatTable();
+  const ids = new Set<number>();
+  for (let i = 0; i < 5; i++) {
+    const row = table.open(ENTRY, i);
+    assert.equal(ids.has(row.id), false);
+    ids.add(row.id);
+    table.remove(row.id);
+  }
+  assert.equal(table.size, 0);
 });
