@@ -69,6 +69,7 @@ button { font: inherit; font-size: 12px; padding: 3px 10px; border-radius: 5px; 
   border: 1px solid var(--line); background: var(--chip); color: var(--text); }
 button:hover { border-color: var(--accent); }
 button:disabled { opacity: .45; cursor: default; }
+#filter { width: 260px; text-transform: none; letter-spacing: normal; }
 input[type=search], input[type=password] { font: inherit; padding: 3px 8px; border-radius: 5px;
   border: 1px solid var(--line); background: var(--bg); color: var(--text); }
 .table-wrap { overflow: auto; max-height: 52vh; }
@@ -82,7 +83,7 @@ td.num, th.num { text-align: right; }
 #empty { color: var(--muted); padding: 10px 0; }
 #events { list-style: none; margin: 0; padding: 0; font-size: 12px; max-height: 58vh; overflow: auto; }
 #events li { padding: 3px 0; border-bottom: 1px solid var(--line); display: flex; gap: 6px; }
-#events time { color: var(--muted); font-variant-numeric: tabular-nums; }
+#events time { color: var(--muted); font-variant-numeric: tabular-nums; white-space: nowrap; }
 #events .type { font-weight: 600; min-width: 52px; }
 #events .type.health, #events .type.drain-deadline { color: var(--warn); }
 #events .type.open { color: var(--ok); } #events .type.close { color: var(--muted); }
@@ -293,7 +294,9 @@ td.num, th.num { text-align: right; }
     var style = getComputedStyle(document.documentElement);
     ctx.strokeStyle = style.getPropertyValue("--line").trim();
     ctx.beginPath(); ctx.moveTo(0, h - 0.5); ctx.lineTo(w, h - 0.5); ctx.stroke();
-    if (rates.length < 2) return;
+    if (rates.length === 0) return;
+    // One sample is drawn from zero, so a new backend's first traffic shows at once.
+    if (rates.length === 1) rates = [0].concat(rates);
     var max = Math.max.apply(null, rates) || 1;
     var step = w / (HISTORY - 1);
     var x0 = w - (rates.length - 1) * step;
@@ -402,7 +405,7 @@ td.num, th.num { text-align: right; }
   function addEvent(type, d) {
     var list = $("events");
     var li = el("li", { "data-type": type });
-    li.append(el("time", null, new Date(d.timeMs || Date.now()).toLocaleTimeString()),
+    li.append(el("time", null, new Date(d.timeMs || Date.now()).toTimeString().slice(0, 8)),
       el("span", { "class": "type " + type }, type), el("span", null, describe(type, d)));
     list.prepend(li);
     while (list.children.length > 200) list.lastChild.remove();
