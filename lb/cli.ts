@@ -3,7 +3,14 @@ import { watch } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { readFile } from "node:fs/promises";
 import { getLogger } from "@logtape/logtape";
-import { type FlagSpec, parseFlags, parseHost, parseInteger, parsePort } from "../cli/args.ts";
+import {
+  type FlagSpec,
+  parseFlags,
+  parseHost,
+  parseHostPort,
+  parseInteger,
+  parsePort,
+} from "../cli/args.ts";
 import type { Command } from "../cli/command.ts";
 import { FatalError, UsageError } from "../cli/errors.ts";
 import {
@@ -14,7 +21,14 @@ import {
   setupLogging,
 } from "../cli/log.ts";
 import { onStopSignal } from "../cli/signals.ts";
-import { formatAddr } from "../net/mod.ts";
+import { type Addr, formatAddr } from "../net/mod.ts";
+import {
+  ADMIN_TOKEN_ENV,
+  type AdminServer,
+  chooseAdminToken,
+  isLoopback,
+  startAdmin,
+} from "./admin.ts";
 import type { BackendConfig, BackendState } from "./backend.ts";
 import {
   applySetting,
@@ -28,7 +42,9 @@ import {
   parseProxyVersion,
   SETTINGS,
 } from "./config.ts";
+import { updateConfigFile } from "./config_file.ts";
 import { type LoadBalancer, runLb } from "./mod.ts";
+import { LbMonitor } from "./monitor.ts";
 
 const log = getLogger(["l4chat", "lb"]);
 
@@ -103,6 +119,15 @@ Options:
   --grace DUR               on SIGTERM/SIGINT, how long connections may finish before the
                             rest are closed (spread over 1s); a second signal stops at once
                             (default: ${fallback("grace")})
+  --admin ADDR:PORT         serve the admin API, Prometheus /metrics and the dashboard page
+                            on this address (default: off; port 0 picks a free one, named
+                            in the log as "admin listening on ADDR:PORT"); an address that
+                            is not loopback needs a token. With --config, changes made
+                            through the API are written back to the file
+  --admin-token TOKEN       every admin request must carry "Authorization: Bearer TOKEN"
+                            (the dashboard page asks for it); default: the environment
+                            variable ${ADMIN_TOKEN_ENV}, which Deno reads only when run
+                            with --allow-env=${ADMIN_TOKEN_ENV}
   --log-level LEVEL         error, warn, info or debug (debug logs every chunk relayed)
                             (default: info)
   --log-format FMT          text or json: one object per event, with client, backend,
@@ -126,6 +151,10 @@ export interface LbCommand {
   check: boolean;
   logLevel: LogLevelName;
   logFormat: LogFormat;
+  /** `--admin`: where to serve the admin endpoint, if anywhere. */
+  admin?: Addr;
+  /** `--admin-token`. */
+  adminToken?: string;
 }
 
 const FLAGS: FlagSpec = {
@@ -134,6 +163,8 @@ const FLAGS: FlagSpec = {
   check: { type: "boolean" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
+  admin: { type: "string" },
+  "admin-token": { type: "string" },
   ...Object.fromEntries(SETTINGS.map((setting) => [setting.name, { type: "string" as const }])),
 };
 
@@ -189,12 +220,20 @@ export function parseLbArgs(args: string[]): LbCommand {
     if (value !== undefined) overrides[setting.name] = value;
   }
   const portText = str("port");
+  const adminText = str("admin");
+  const adminToken = str("admin-token");
+  if (adminToken !== undefined && adminText === undefined) {
+    throw new UsageError("--admin-token needs --admin ADDR:PORT");
+  }
+  if (adminToken === "") throw new UsageError('Cannot use --admin-token "": expected a token');
   const common = {
     overrides,
     port: portText === undefined ? undefined : parsePort(portText, "--port", true),
     check: values.check === true,
     logLevel: parseLogLevel(str("log-level") ?? "info"),
     logFormat: parseLogFormat(str("log-format") ?? "text"),
+    admin: adminText === undefined ? undefined : parseHostPort(adminText, "--admin", true),
+    adminToken,
   };
   const configPath = str("config");
   if (configPath !== undefined) {
@@ -355,6 +394,24 @@ export const lbCommand: Command = {
       }
       command.config = loaded.config;
     }
+    const adminToken = command.admin === undefined ? {} : chooseAdminToken(
+      command.adminToken,
+      () => process.env[ADMIN_TOKEN_ENV],
+    );
+    if (
+      command.admin !== undefined && adminToken.token === undefined &&
+      !isLoopback(command.admin.hostname)
+    ) {
+      const env = adminToken.envError === undefined
+        ? `set ${ADMIN_TOKEN_ENV}`
+        : `set ${ADMIN_TOKEN_ENV} and run with --allow-env=${ADMIN_TOKEN_ENV}`;
+      process.stderr.write(
+        `l4chat lb: Cannot serve --admin "${
+          formatAddr(command.admin)
+        }" without a token: it is not a loopback address; give --admin-token or ${env}\n`,
+      );
+      return 2;
+    }
     setupLogging(command.logLevel, command.logFormat);
     // Handle signals before listening: a SIGTERM that comes as soon as the "listening" line
     // is out must stop the load balancer gracefully, not kill it with the default action.
@@ -364,12 +421,15 @@ export const lbCommand: Command = {
       stopRequested = true;
       lb?.stop();
     });
-    const starting = runLb(net, command.config);
+    const monitor = command.admin === undefined ? undefined : new LbMonitor();
+    const starting = runLb(net, command.config, monitor?.hooks);
     const stopWatching = command.configPath === undefined
       ? () => {}
       : watchConfig(starting, command);
+    let running: LoadBalancer;
     try {
-      lb = await starting;
+      running = await starting;
+      lb = running;
     } catch (err) {
       stopWatching();
       removeSignals();
@@ -378,8 +438,33 @@ export const lbCommand: Command = {
         { cause: err },
       );
     }
-    if (stopRequested) lb.stop();
-    await lb.done;
+    let admin: AdminServer | undefined;
+    if (monitor !== undefined && command.admin !== undefined) {
+      monitor.watch(running.pool);
+      const path = command.configPath;
+      try {
+        admin = await startAdmin(net, { lb: running, monitor }, {
+          addr: command.admin,
+          token: adminToken.token,
+          saveConfig: path === undefined ? undefined : async (change) => {
+            const written = await updateConfigFile(path, change);
+            applyOverrides(written, command);
+            return written;
+          },
+        });
+      } catch (err) {
+        stopWatching();
+        removeSignals();
+        await running.stop();
+        throw new FatalError(
+          `Cannot listen on --admin ${formatAddr(command.admin)}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    }
+    if (stopRequested) running.stop();
+    await running.done;
+    await admin?.stop();
     stopWatching();
     removeSignals();
     return 0;

@@ -33,6 +33,8 @@ export class HealthMonitor {
   #stopped = false;
   /** Called on every health transition (for events and metrics). */
   onChange?: (backend: Backend, change: HealthChange) => void;
+  /** Called with the result of every active check (not the proxy's connects), for metrics. */
+  onCheck?: (backend: Backend, ok: boolean) => void;
 
   /** `options` is read at every check, so a reload takes effect without a restart. */
   constructor(net: Net, pool: BackendPool, options: () => HealthOptions) {
@@ -103,8 +105,10 @@ export class HealthMonitor {
         const timeoutMs = this.#options().timeoutMs;
         const conn = await this.#net.connect(backend.addr, { timeoutMs });
         conn.close();
+        if (!this.#stopped) this.onCheck?.(backend, true);
         this.#record(backend, true, "check passed");
       } catch (err) {
+        if (!this.#stopped) this.onCheck?.(backend, false);
         this.#record(backend, false, (err as Error).message);
       }
     }

@@ -46,6 +46,8 @@ const CLOSE_SPREAD_MS = 1000;
 export interface LbHooks extends ProxyEvents {
   /** A backend's health changed. */
   health?(backend: Backend, change: HealthChange): void;
+  /** An active health check of a backend passed (`ok`) or failed. */
+  checked?(backend: Backend, ok: boolean): void;
   /** A config was applied. */
   reloaded?(result: ReconcileResult): void;
 }
@@ -146,6 +148,7 @@ export async function runLb(
     rise: ctx.config.hcRise,
   }));
   health.onChange = (backend, change) => hooks.health?.(backend, change);
+  health.onCheck = (backend, ok) => hooks.checked?.(backend, ok);
   ctx.health = health;
   const proxy = new Proxy(ctx);
   const listener = await net.listen(config.listen);
