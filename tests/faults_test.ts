@@ -253,7 +253,7 @@ Deno.test("lb: --idle-timeout closes a connection to a backend that accepts and 
       new RegExp(`client ${clientTag(live.conn)} terminated".*"reason":"idle timeout"`),
       { timeoutMs: 5000 },
     );
-    await lb.stderr.waitFor(/"message":"   Current NAT table length : 0"/, { timeoutMs: 5000 });
+    await lb.stderr.waitFor(/"message":" {3}Current NAT table length : 0"/, { timeoutMs: 5000 });
   } finally {
     silent.close();
     await accepting;
@@ -445,7 +445,7 @@ Deno.test({
       await lb.stderr.waitForCount(terminated, expectedTerminations + 1, 5000);
       const fdsAfter = await openFds(lb.pid);
       assert.ok(fdsAfter <= fdsBefore + 2, `fds ${fdsBefore} -> ${fdsAfter}`);
-      assert.doesNotMatch(lb.stderr.lines.join("\n"), /unexpected error|    at /);
+      assert.doesNotMatch(lb.stderr.lines.join("\n"), /unexpected error|^\s+at /m);
     } finally {
       for (const socket of backend.sockets) socket.destroy();
       await new Promise((resolve) => backend.server.close(resolve));
