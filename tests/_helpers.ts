@@ -295,7 +295,10 @@ export class RawClient implements Disposable {
 
   /** Reads the next line (without `\n`); null at end of stream. Bounded by `timeoutMs`. */
   async readLine(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string | null> {
-    return await deadline(this.#readLine(), timeoutMs, "no line arrived");
+    const reading = this.#readLine();
+    // After a timeout the read stays pending; when the connection is closed it fails, unheard.
+    reading.catch(() => {});
+    return await deadline(reading, timeoutMs, "no line arrived");
   }
 
   async #readLine(): Promise<string | null> {
@@ -352,31 +355,34 @@ export function connectFrom(localAddress: string, port: number): Promise<NodeSoc
   });
 }
 
-/** Resident memory of process `pid`, in KiB (VmRSS of /proc/<pid>/status; Linux only). */
-export function rssKiB(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? NaN);
-}
-
-/**
- * Open file descriptors of process `pid` (entries of /proc/<pid>/fd; Linux only). Counted by
- * `ls` in a child process: Deno grants reading /proc/<pid>/fd only with --allow-all.
- */
-export async function openFds(pid: number): Promise<number> {
+/** Runs `script` in `sh` and returns its stdout: Deno grants reading /proc only with -A. */
+async function sh(script: string): Promise<string> {
   const { stdout, success } = await new Deno.Command("sh", {
-    args: ["-c", `ls /proc/${pid}/fd | wc -l`],
+    args: ["-c", script],
     stdout: "piped",
     stderr: "null",
   }).output();
-  if (!success) throw new Error(`cannot list /proc/${pid}/fd`);
-  return Number(decoder.decode(stdout).trim());
+  if (!success) throw new Error(`sh -c ${script} failed`);
+  return decoder.decode(stdout);
 }
 
-/** The soft open-file limit of this process (from /proc/self/limits), or Infinity. */
-export function openFileLimit(): number {
-  const limits = Deno.readTextFileSync("/proc/self/limits");
-  const soft = /^Max open files\s+(\d+|unlimited)/m.exec(limits)?.[1];
-  return soft === undefined || soft === "unlimited" ? Infinity : Number(soft);
+/** Resident memory of process `pid`, in KiB (VmRSS of /proc/<pid>/status; Linux only). */
+export async function rssKiB(pid: number): Promise<number> {
+  const status = await sh(`cat /proc/${pid}/status`);
+  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? NaN);
+}
+
+/** Open file descriptors of process `pid` (entries of /proc/<pid>/fd; Linux only). */
+export async function openFds(pid: number): Promise<number> {
+  return Number((await sh(`ls /proc/${pid}/fd | wc -l`)).trim());
+}
+
+/** The open-file limits of this process (`ulimit -n` of a child shell, which inherits them). */
+export async function openFileLimits(): Promise<{ soft: number; hard: number }> {
+  const [soft, hard] = (await sh("ulimit -Sn; ulimit -Hn")).trim().split("\n");
+  const value = (text: string | undefined) =>
+    text === undefined || text === "unlimited" ? Infinity : Number(text);
+  return { soft: value(soft), hard: value(hard) };
 }
 
 /**
