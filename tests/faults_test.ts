@@ -17,7 +17,6 @@ import {
   startServ,
 } from "./_helpers.ts";
 
-const encoder = new TextEncoder();
 const NAT_ZERO = /Current NAT table length : 0$/;
 
 /** The local port of a Deno connection, as the load balancer logs it: `<127.0.0.1,port>`. */
@@ -588,7 +587,8 @@ Deno.test("lb --config runs with --allow-net and --allow-read of that one file",
     using client = await RawClient.connect(port);
     await client.send("hello\n");
     assert.equal(await client.readLine(5000), "hello");
-    await Deno.writeFile(`${dir}/other`, encoder.encode("x"));
+    // Without reading the directory it cannot watch it for changes, and says so.
+    await lb.stderr.waitFor(/cannot watch .*lb\.jsonc \(.*\): reload with SIGHUP$/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
