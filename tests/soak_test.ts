@@ -11,7 +11,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { deadline, L4chat, rssKiB, startLb, startServ } from "./_helpers.ts";
+import { deadline, type L4chat, rssKiB, startLb, startServ } from "./_helpers.ts";
 
 const SOAK_MS = Number(Deno.env.get("L4CHAT_SOAK_SECONDS") ?? "60") * 1000;
 const ROOMS = 3;
