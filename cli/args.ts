@@ -68,7 +68,7 @@ export function parseDurationMs(text: string, what: string, allowZero = false): 
     throw new UsageError(`Cannot use ${what} "${text}": expected a duration above zero`);
   }
   if (!(ms <= DURATION_MAX_MS)) {
-    throw new UsageError(`Cannot use ${what} "${text}": expected a duration of at most 24 days`);
+    throw new UsageError(`Cannot use ${what} "${text}": expected at most 596h`);
   }
   return ms;
 }

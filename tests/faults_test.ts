@@ -75,9 +75,14 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const { proc: servA, port: portA } = await startServ(["--max-output", "64MiB"]);
+    const { proc: servA, port: portA } = await startServ([
+      "--max-output",
+      "64MiB",
+      "--presence",
+      "off",
+    ]);
     await using _a = servA;
-    const { proc: servB, port: portB } = await startServ();
+    const { proc: servB, port: portB } = await startServ(["--presence", "off"]);
     await using _b = servB;
     // Active checks far apart and one failure enough: only the proxy's own connects decide.
     const { proc: lb, port } = await startLb([portA, portB], [

@@ -109,7 +109,9 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   fn: async () => {
-    const servs = await Promise.all(Array.from({ length: ROOMS }, () => startServ()));
+    const servs = await Promise.all(
+      Array.from({ length: ROOMS }, () => startServ(["--presence", "off"])),
+    );
     const ports = servs.map((serv) => serv.port);
     const { proc: lb, port: lbPort } = await startLb(ports, ["--hc-interval", "1s"]);
     const observers = new Map<number, Member>();
