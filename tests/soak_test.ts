@@ -84,10 +84,13 @@ async function visit(
   name: string,
   until: number,
 ): Promise<{ name: string; room: number; lines: string[]; sent: string[] }> {
+  // Ports are reused over a long soak: look only at lines logged after this connect began.
+  const from = lb.stderr.mark;
   const member = await Member.connect(lbPort);
   const localPort = (member.conn.localAddr as Deno.NetAddr).port;
   const routed = await lb.stderr.waitFor(
     new RegExp(`client <127\\.0\\.0\\.1,${localPort}> -> 127\\.0\\.0\\.1:(\\d+)$`),
+    { from },
   );
   const sent: string[] = [];
   const lifetimeMs = 200 + Math.random() * 3000;
