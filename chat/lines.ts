@@ -20,6 +20,8 @@ export class LineSplitter {
   #pendingBytes = 0;
   /** While discarding an overlong line: how many bytes it has had so far, else -1. */
   #discarded = -1;
+  /** While discarding: whether the last byte discarded was a `\r` (not counted if `\n` follows). */
+  #discardedCr = false;
 
   constructor(maxLine: number) {
     this.#maxLine = maxLine;
@@ -41,7 +43,9 @@ export class LineSplitter {
         break;
       }
       if (this.#discarded >= 0) {
-        frames.push({ kind: "overlong", length: this.#discarded + end - start });
+        // Count the line as a whole line is counted: without a `\r` before its `\n`.
+        const cr = end > start ? chunk[end - 1] === CR : this.#discardedCr;
+        frames.push({ kind: "overlong", length: this.#discarded + end - start - (cr ? 1 : 0) });
         this.#discarded = -1;
       } else {
         const line = stripCr(this.#take(chunk.subarray(start, end)));
@@ -60,11 +64,13 @@ export class LineSplitter {
   #hold(part: Uint8Array): void {
     if (this.#discarded >= 0) {
       this.#discarded += part.length;
+      this.#discardedCr = part[part.length - 1] === CR;
       return;
     }
     if (this.#pendingBytes + part.length > this.#maxLine + 1) {
       // One extra byte is allowed for a `\r` that a following `\n` would drop.
       this.#discarded = this.#pendingBytes + part.length;
+      this.#discardedCr = part[part.length - 1] === CR;
       this.#pending = [];
       this.#pendingBytes = 0;
       return;

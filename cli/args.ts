@@ -53,6 +53,9 @@ export function parseHostPort(text: string, what: string, allowZero = false): Ad
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
+/** Longest duration accepted, in ms: a timer set for longer (2^31 ms, ~24.8 days) fires at once. */
+export const DURATION_MAX_MS = 2 ** 31 - 1;
+
 /**
  * Parses a duration such as `5s`, `200ms`, `1.5m` or `2h` into milliseconds. A bare number
  * is seconds. `allowZero` accepts 0 (meaning "off" where a flag says so).
@@ -67,6 +70,9 @@ export function parseDurationMs(text: string, what: string, allowZero = false): 
   const ms = Math.round(Number(match[1]) * DURATION_UNITS[match[2] ?? "s"]);
   if (ms === 0 && !allowZero) {
     throw new UsageError(`Cannot use ${what} "${text}": expected a duration above zero`);
+  }
+  if (!(ms <= DURATION_MAX_MS)) {
+    throw new UsageError(`Cannot use ${what} "${text}": expected at most 596h`);
   }
   return ms;
 }
@@ -83,6 +89,9 @@ export function parseBytes(text: string, what: string): number {
   const factor = unit === "k" ? 1024 : unit === "m" ? 1024 ** 2 : unit === "g" ? 1024 ** 3 : 1;
   const bytes = Number(match[1]) * factor;
   if (bytes <= 0) throw new UsageError(`Cannot use ${what} "${text}": expected a size above zero`);
+  if (!Number.isSafeInteger(bytes)) {
+    throw new UsageError(`Cannot use ${what} "${text}": expected a size below 8 PiB`);
+  }
   return bytes;
 }
 

@@ -346,6 +346,11 @@ function watchConfig(starting: Promise<LoadBalancer>, command: LbCommand): () =>
   };
   const onHup = () => schedule("SIGHUP");
   process.on("SIGHUP", onHup);
+  const cannotWatch = (err: unknown) =>
+    log.warn("cannot watch {path} ({reason}): reload with SIGHUP", {
+      path: command.configPath,
+      reason: (err as Error)?.message ?? String(err),
+    });
   let watcher: ReturnType<typeof watch> | undefined;
   try {
     // Watch the directory, not the file: editors and deploy tools replace a file by renaming
@@ -355,12 +360,14 @@ function watchConfig(starting: Promise<LoadBalancer>, command: LbCommand): () =>
     watcher = watch(dirname(path), (_event, changed) => {
       if (changed === null || String(changed) === name) schedule("file changed");
     });
-    watcher.on("error", () => {});
-  } catch (err) {
-    log.warn("cannot watch {path} ({reason}): reload with SIGHUP", {
-      path: command.configPath,
-      reason: (err as Error).message,
+    // Watching can fail later, not only here (Deno reports a missing --allow-read of the
+    // directory as an error event): say so, or reloads on change would silently never happen.
+    watcher.on("error", (err) => {
+      cannotWatch(err);
+      watcher?.close();
     });
+  } catch (err) {
+    cannotWatch(err);
   }
   return () => {
     clearTimeout(timer);

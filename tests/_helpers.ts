@@ -17,19 +17,50 @@ const DEFAULT_TIMEOUT_MS = 15_000;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/**
- * The command line that runs l4chat with `args`; `permissions` replaces
- * {@linkcode RUN_PERMISSIONS} under `deno run` (say `--allow-read` for `lb --config`).
- */
+/** How l4chat is started, besides its arguments. */
+export interface RunOptions {
+  /** Replaces {@linkcode RUN_PERMISSIONS} under `deno run`. */
+  permissions?: readonly string[];
+  /**
+   * Files l4chat may read (its `--config`): granted as `--allow-read=<files>` and nothing
+   * more, as the README tells users to run it. Ignored for a compiled `L4CHAT_BIN`.
+   */
+  readFiles?: string[];
+  /**
+   * Raise the open-file limit to this many before starting (`ulimit -n` in `sh`, then `exec`),
+   * for tests that hold thousands of connections. Fails if the hard limit is lower.
+   */
+  openFiles?: number;
+}
+
+/** The command line that runs l4chat with `args`. */
 export function l4chatCommand(
   args: string[],
-  permissions: readonly string[] = RUN_PERMISSIONS,
+  options: RunOptions = {},
 ): { cmd: string; args: string[] } {
   const bin = Deno.env.get("L4CHAT_BIN");
-  if (bin !== undefined && bin !== "") return { cmd: bin, args };
+  let command: { cmd: string; args: string[] };
+  if (bin !== undefined && bin !== "") {
+    command = { cmd: bin, args };
+  } else {
+    const permissions = [...(options.permissions ?? RUN_PERMISSIONS)];
+    if (options.readFiles !== undefined && options.readFiles.length > 0) {
+      permissions.push(`--allow-read=${options.readFiles.join(",")}`);
+    }
+    command = {
+      cmd: Deno.execPath(),
+      args: ["run", "--quiet", ...permissions, new URL("main.ts", ROOT).pathname, ...args],
+    };
+  }
+  if (options.openFiles === undefined) return command;
   return {
-    cmd: Deno.execPath(),
-    args: ["run", "--quiet", ...permissions, new URL("main.ts", ROOT).pathname, ...args],
+    cmd: "sh",
+    args: [
+      "-c",
+      `ulimit -n ${options.openFiles} && exec "$0" "$@"`,
+      command.cmd,
+      ...command.args,
+    ],
   };
 }
 
@@ -150,9 +181,9 @@ export class L4chat implements AsyncDisposable {
 
   constructor(
     args: string[],
-    options?: { stdin?: boolean; env?: Record<string, string>; permissions?: string[] },
+    options?: { stdin?: boolean; env?: Record<string, string> } & RunOptions,
   ) {
-    const { cmd, args: fullArgs } = l4chatCommand(args, options?.permissions);
+    const { cmd, args: fullArgs } = l4chatCommand(args, options);
     this.child = new Deno.Command(cmd, {
       args: fullArgs,
       stdin: options?.stdin ? "piped" : "null",
@@ -210,8 +241,11 @@ export class L4chat implements AsyncDisposable {
 }
 
 /** Starts `l4chat serv 0 ...` on 127.0.0.1 and waits until it listens; returns its port. */
-export async function startServ(args: string[] = []): Promise<{ proc: L4chat; port: number }> {
-  const proc = new L4chat(["serv", "0", "--host", "127.0.0.1", ...args]);
+export async function startServ(
+  args: string[] = [],
+  options?: RunOptions,
+): Promise<{ proc: L4chat; port: number }> {
+  const proc = new L4chat(["serv", "0", "--host", "127.0.0.1", ...args], options);
   const match = await proc.stderr.waitFor(/chat server listening on .*:(\d+)$/);
   return { proc, port: Number(match[1]) };
 }
@@ -223,9 +257,10 @@ export async function startServ(args: string[] = []): Promise<{ proc: L4chat; po
 export async function startLb(
   backendPorts: number[],
   args: string[] = [],
+  options?: RunOptions,
 ): Promise<{ proc: L4chat; port: number }> {
   const backends = backendPorts.flatMap((port) => ["127.0.0.1", String(port)]);
-  const proc = new L4chat(["lb", "127.0.0.1", ...backends, "--port", "0", ...args]);
+  const proc = new L4chat(["lb", "127.0.0.1", ...backends, "--port", "0", ...args], options);
   const match = await proc.stderr.waitFor(/load balancer listening on .*:(\d+) /);
   return { proc, port: Number(match[1]) };
 }
@@ -260,7 +295,10 @@ export class RawClient implements Disposable {
 
   /** Reads the next line (without `\n`); null at end of stream. Bounded by `timeoutMs`. */
   async readLine(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string | null> {
-    return await deadline(this.#readLine(), timeoutMs, "no line arrived");
+    const reading = this.#readLine();
+    // After a timeout the read stays pending; when the connection is closed it fails, unheard.
+    reading.catch(() => {});
+    return await deadline(reading, timeoutMs, "no line arrived");
   }
 
   async #readLine(): Promise<string | null> {
@@ -315,4 +353,109 @@ export function connectFrom(localAddress: string, port: number): Promise<NodeSoc
     socket.once("connect", () => resolve(socket));
     socket.once("error", reject);
   });
+}
+
+/** Runs `script` in `sh` and returns its stdout: Deno grants reading /proc only with -A. */
+async function sh(script: string): Promise<string> {
+  const { stdout, success } = await new Deno.Command("sh", {
+    args: ["-c", script],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  if (!success) throw new Error(`sh -c ${script} failed`);
+  return decoder.decode(stdout);
+}
+
+/** Resident memory of process `pid`, in KiB (VmRSS of /proc/<pid>/status; Linux only). */
+export async function rssKiB(pid: number): Promise<number> {
+  const status = await sh(`cat /proc/${pid}/status`);
+  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1] ?? NaN);
+}
+
+/** Open file descriptors of process `pid` (entries of /proc/<pid>/fd; Linux only). */
+export async function openFds(pid: number): Promise<number> {
+  return Number((await sh(`ls /proc/${pid}/fd | wc -l`)).trim());
+}
+
+/** The open-file limits of this process (`ulimit -n` of a child shell, which inherits them). */
+export async function openFileLimits(): Promise<{ soft: number; hard: number }> {
+  const [soft, hard] = (await sh("ulimit -Sn; ulimit -Hn")).trim().split("\n");
+  const value = (text: string | undefined) =>
+    text === undefined || text === "unlimited" ? Infinity : Number(text);
+  return { soft: value(soft), hard: value(hard) };
+}
+
+/**
+ * A TCP server in the test process that echoes every byte back, half-close aware: when the
+ * client ends its stream, the echo ends too. Dispose of it to close it and every connection.
+ */
+export class EchoBackend implements AsyncDisposable {
+  readonly listener: Deno.TcpListener;
+  readonly conns = new Set<Deno.TcpConn>();
+  /** Connections accepted so far. */
+  accepted = 0;
+  readonly #serving: Promise<void>;
+  readonly #handlers = new Set<Promise<void>>();
+
+  constructor() {
+    this.listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.#serving = this.#serve();
+  }
+
+  get port(): number {
+    return this.listener.addr.port;
+  }
+
+  async #serve(): Promise<void> {
+    try {
+      for await (const conn of this.listener) {
+        this.accepted++;
+        const handler = this.#echo(conn);
+        this.#handlers.add(handler);
+        handler.then(() => this.#handlers.delete(handler));
+      }
+    } catch {
+      // Closed.
+    }
+  }
+
+  async #echo(conn: Deno.TcpConn): Promise<void> {
+    this.conns.add(conn);
+    const buf = new Uint8Array(16 * 1024);
+    try {
+      while (true) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        let written = 0;
+        while (written < n) written += await conn.write(buf.subarray(written, n));
+      }
+      await conn.closeWrite();
+    } catch {
+      // Reset or closed below.
+    } finally {
+      this.conns.delete(conn);
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    try {
+      this.listener.close();
+    } catch {
+      // Already closed.
+    }
+    await this.#serving;
+    for (const conn of this.conns) {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+    await Promise.all(this.#handlers);
+  }
 }

@@ -9,7 +9,14 @@ import { connectFrom, deadline, L4chat, RawClient } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 /** `lb --config` reads (and watches) its file. */
-const CONFIG_PERMISSIONS = ["--allow-net", "--allow-read"];
+/**
+ * What lb --config needs: the network, and reading the config file's directory, which it
+ * watches so that a file renamed over the config is seen (reading the file alone is enough
+ * to run; see tests/faults_test.ts).
+ */
+function configPermissions(path: string): string[] {
+  return ["--allow-net", `--allow-read=${path.slice(0, path.lastIndexOf("/"))}`];
+}
 
 /**
  * A backend in the test process: greets each connection with `<name>\n`, then echoes every
@@ -366,7 +373,7 @@ Deno.test("lb --config: a backend set to drain by a reload keeps its connection;
   await using b = new EchoBackend("b");
   const addr = (backend: EchoBackend) => `127.0.0.1:${backend.port}`;
   await using file = await ConfigFile.create(configText([addr(a), addr(b)]));
-  const { lb, port } = await startLb(["--config", file.path], CONFIG_PERMISSIONS);
+  const { lb, port } = await startLb(["--config", file.path], configPermissions(file.path));
   await using _lb = lb;
   const [held, heldName] = await connect(port);
   using _held = held;
@@ -413,7 +420,7 @@ Deno.test("lb --config reload during a 64 MiB transfer: byte-exact, removed back
   await using c = new EchoBackend("c");
   const addr = (backend: EchoBackend) => `127.0.0.1:${backend.port}`;
   await using file = await ConfigFile.create(configText([addr(a), addr(b)]));
-  const { lb, port } = await startLb(["--config", file.path], CONFIG_PERMISSIONS);
+  const { lb, port } = await startLb(["--config", file.path], configPermissions(file.path));
   await using _lb = lb;
 
   // Round robin: the transfer goes to a, a held connection to b.
@@ -529,7 +536,7 @@ Deno.test("lb --config FILE --check prints every problem as file:line:col: path:
 }
 `);
   await using check = new L4chat(["lb", "--config", file.path, "--check"], {
-    permissions: CONFIG_PERMISSIONS,
+    permissions: configPermissions(file.path),
   });
   assert.equal(await check.exited(), 2);
   assert.deepEqual(check.stderr.lines, [
@@ -540,14 +547,16 @@ Deno.test("lb --config FILE --check prints every problem as file:line:col: path:
   assert.deepEqual(check.stdout.lines, []);
 
   // Started for real, the same file stops it with the same lines, and no stack trace.
-  await using run = new L4chat(["lb", "--config", file.path], { permissions: CONFIG_PERMISSIONS });
+  await using run = new L4chat(["lb", "--config", file.path], {
+    permissions: configPermissions(file.path),
+  });
   assert.equal(await run.exited(), 2);
   assert.equal(run.stderr.lines.length, 3);
   assert.match(run.stderr.lines[0], /^l4chat lb: .*:3:16: max-conns: /);
 
   await file.write(configText(["127.0.0.1:10010", { address: "[::1]:10011", weight: 2 }]));
   await using good = new L4chat(["lb", "--config", file.path, "--check"], {
-    permissions: CONFIG_PERMISSIONS,
+    permissions: configPermissions(file.path),
   });
   assert.equal(await good.exited(), 0);
   assert.deepEqual(good.stdout.lines, [`${file.path}: OK (2 backends)`]);
@@ -568,7 +577,9 @@ Deno.test("lb --config with a missing file or a bad JSONC file says so on one li
     ],
   ];
   for (const [args, line] of cases) {
-    await using lb = new L4chat(["lb", ...args], { permissions: CONFIG_PERMISSIONS });
+    await using lb = new L4chat(["lb", ...args], {
+      permissions: configPermissions(args[args.indexOf("--config") + 1]),
+    });
     assert.equal(await lb.exited(), 2, args.join(" "));
     assert.match(lb.stderr.lines[0], line);
     assert.equal(lb.stderr.count(STACK_TRACE), 0, lb.stderr.lines.join("\n"));
@@ -725,7 +736,7 @@ Deno.test("lb --config reloads when the file changes, also when a new file is re
   await using b = new EchoBackend("b");
   const addr = (backend: EchoBackend) => `127.0.0.1:${backend.port}`;
   await using file = await ConfigFile.create(configText([addr(a)]));
-  const { lb, port } = await startLb(["--config", file.path], CONFIG_PERMISSIONS);
+  const { lb, port } = await startLb(["--config", file.path], configPermissions(file.path));
   await using _lb = lb;
   // Written in place: a reload without SIGHUP.
   await file.write(configText([addr(b)]));
