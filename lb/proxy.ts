@@ -187,7 +187,9 @@ export class Proxy {
 
     const relayOptions: RelayOptions = {
       onEnd: (direction) => {
-        if (nat.finish(row.id, direction)) this.#closed(row, backend, clientText, "done");
+        if (nat.finish(row.id, direction)) {
+          this.#closed(row, backend, clientText, tunnel.reason ?? "done");
+        }
       },
     };
     if (log.isEnabledFor("debug")) {

@@ -46,12 +46,21 @@ const NODE_ERROR_CODES: Record<string, NetErrorCode> = {
   ERR_STREAM_WRITE_AFTER_END: "Closed",
 };
 
+/** The words Deno's errors use for the common failures, so both runtimes log alike. */
+const MESSAGES: Partial<Record<NetErrorCode, string>> = {
+  ConnectionRefused: "connection refused",
+  ConnectionReset: "connection reset by peer",
+  BrokenPipe: "broken pipe",
+  AddrInUse: "address already in use",
+  AddrNotAvailable: "cannot assign requested address",
+};
+
 /** Maps whatever Bun threw or emitted to a {@linkcode NetError}. */
 function toNetError(err: unknown): NetError {
   if (err instanceof NetError) return err;
   if (err instanceof Error) {
     const code = NODE_ERROR_CODES[(err as { code?: string }).code ?? ""] ?? "Other";
-    return new NetError(code, err.message.toLowerCase(), { cause: err });
+    return new NetError(code, MESSAGES[code] ?? err.message.toLowerCase(), { cause: err });
   }
   return new NetError("Other", String(err));
 }
@@ -74,6 +83,8 @@ class BunConn implements Conn {
   #error: NetError | undefined;
   #closed = false;
   #wake: (() => void) | undefined;
+  /** Writes waiting for `drain`: settled with false when the connection closes. */
+  #writers = new Set<(drained: boolean) => void>();
 
   constructor(socket: Socket) {
     this.socket = socket;
@@ -116,6 +127,8 @@ class BunConn implements Conn {
         if (this.#queued < READ_HIGH_WATER && this.socket.isPaused()) this.socket.resume();
         return chunk;
       }
+      // Closed here: whatever the runtime reports afterwards, this side did not end cleanly.
+      if (this.#closed) throw this.#error ?? new NetError("Closed", "connection closed");
       if (this.#eof) return null;
       if (this.#error !== undefined) throw this.#error;
       await new Promise<void>((resolve) => this.#wake = resolve);
@@ -146,6 +159,7 @@ class BunConn implements Conn {
     if (this.socket.write(data)) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const settle = (drained: boolean) => {
+        this.#writers.delete(settle);
         this.socket.off("drain", onDrain);
         this.socket.off("close", onClose);
         if (drained) resolve();
@@ -153,6 +167,7 @@ class BunConn implements Conn {
       };
       const onDrain = () => settle(true);
       const onClose = () => settle(false);
+      this.#writers.add(settle);
       this.socket.on("drain", onDrain);
       this.socket.on("close", onClose);
     });
@@ -171,7 +186,12 @@ class BunConn implements Conn {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // Wake a pending read and fail pending writes now, rather than trust that the runtime
+    // emits "close" for a socket destroyed here.
+    this.#error ??= new NetError("Closed", "connection closed");
     this.socket.destroy();
+    this.#notify();
+    for (const settle of [...this.#writers]) settle(false);
   }
 }
 

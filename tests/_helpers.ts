@@ -33,6 +33,12 @@ export interface RunOptions {
   openFiles?: number;
 }
 
+/**
+ * Whether l4chat runs under `deno run` with the README's permissions (true), or as a compiled
+ * `L4CHAT_BIN`, which has no permission checks to observe.
+ */
+export const RUNS_WITH_DENO_PERMISSIONS = (Deno.env.get("L4CHAT_BIN") ?? "") === "";
+
 /** The command line that runs l4chat with `args`. */
 export function l4chatCommand(
   args: string[],
