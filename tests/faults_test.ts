@@ -26,6 +26,29 @@ function clientTag(conn: Deno.TcpConn): string {
 }
 
 /**
+ * Connects a client through the load balancer on `port` and waits for `lb`'s line that gives
+ * it the backend on 127.0.0.1 port `backendPort`; `options` bound that wait.
+ */
+async function connectRouted(
+  lb: L4chat,
+  port: number,
+  backendPort: number,
+  options?: { from?: number; timeoutMs?: number },
+): Promise<RawClient> {
+  const client = await RawClient.connect(port);
+  try {
+    await lb.stderr.waitFor(
+      new RegExp(`client ${clientTag(client.conn)} -> 127\\.0\\.0\\.1:${backendPort}$`),
+      options,
+    );
+  } catch (err) {
+    client[Symbol.dispose]();
+    throw err;
+  }
+  return client;
+}
+
+/**
  * A listener that never accepts, with its backlog filled: Linux then drops further SYNs, so a
  * connect to it can only time out (as net/_black_hole.ts explains). Linux only.
  */
@@ -93,14 +116,8 @@ Deno.test({
     ]);
     await using _lb = lb;
 
-    using victim = await RawClient.connect(port);
-    await lb.stderr.waitFor(
-      new RegExp(`client ${clientTag(victim.conn)} -> 127\\.0\\.0\\.1:${portA}$`),
-    );
-    using bystander = await RawClient.connect(port);
-    await lb.stderr.waitFor(
-      new RegExp(`client ${clientTag(bystander.conn)} -> 127\\.0\\.0\\.1:${portB}$`),
-    );
+    using victim = await connectRouted(lb, port, portA);
+    using bystander = await connectRouted(lb, port, portB);
     await victim.send("[victim] hello\n");
     assert.equal(await victim.readLine(5000), "[victim] hello");
 
@@ -119,18 +136,11 @@ Deno.test({
 
     // The next client is sent to the dead backend first: that connect fails, marks it dead
     // (passive health), and the client is given the live one.
-    using next = await RawClient.connect(port);
+    using next = await connectRouted(lb, port, portB, { from: mark, timeoutMs: 5000 });
     await lb.stderr.waitFor(new RegExp(`port : ${portA} dead \\(connect failed\\)`), {
       from: mark,
       timeoutMs: 5000,
     });
-    await lb.stderr.waitFor(
-      new RegExp(`client ${clientTag(next.conn)} -> 127\\.0\\.0\\.1:${portB}$`),
-      {
-        from: mark,
-        timeoutMs: 5000,
-      },
-    );
     // The other connection never noticed.
     await bystander.send("[bystander] still here\n");
     assert.equal(await bystander.readLine(5000), "[bystander] still here");
@@ -140,11 +150,7 @@ Deno.test({
     assert.equal(await bystander.readLine(5000), "[next] hi");
     // Every later client goes to the live backend while the dead one stays down.
     for (let i = 0; i < 3; i++) {
-      using later = await RawClient.connect(port);
-      await lb.stderr.waitFor(
-        new RegExp(`client ${clientTag(later.conn)} -> 127\\.0\\.0\\.1:${portB}$`),
-        { timeoutMs: 5000 },
-      );
+      using _later = await connectRouted(lb, port, portB, { timeoutMs: 5000 });
     }
     bystander.conn.close();
     next.conn.close();
