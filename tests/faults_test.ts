@@ -10,9 +10,10 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 import {
   deadline,
   EchoBackend,
-  L4chat,
+  type L4chat,
   openFds,
   RawClient,
+  runLb,
   startLb,
   startServ,
 } from "./_helpers.ts";
@@ -589,8 +590,8 @@ Deno.test("lb --config runs with --allow-net and --allow-read of that one file",
       `{ "listen": "127.0.0.1:0", // a comment
         "backends": ["127.0.0.1:${echo.port}"], }`,
     );
-    await using lb = new L4chat(["lb", "--config", path], { readFiles: [path] });
-    const port = Number((await lb.stderr.waitFor(/listening on .*:(\d+) /))[1]);
+    const { proc: lb, port } = await runLb(["--config", path], { readFiles: [path] });
+    await using _lb = lb;
     using client = await RawClient.connect(port);
     await client.send("hello\n");
     assert.equal(await client.readLine(5000), "hello");
