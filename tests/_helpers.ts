@@ -1,6 +1,7 @@
 /**
  * Helpers of the end-to-end tests: start l4chat as a real process, read its output line by
- * line, wait for a line with a deadline, and talk to it over loopback.
+ * line, wait for a line with a deadline, talk to it over loopback, and run the backends it
+ * proxies to in the test process.
  *
  * The process under test is `deno run` of `main.ts` with the permissions the README gives,
  * or the executable named by the environment variable `L4CHAT_BIN` (a compiled binary).
