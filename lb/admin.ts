@@ -28,33 +28,23 @@
 import { getLogger } from "@logtape/logtape";
 import { parseHostPort, parseInteger } from "../cli/args.ts";
 import { type Addr, formatAddr, type HttpServer, type Net } from "../net/mod.ts";
-import type {
-  Backend,
-  BackendConfig,
-  BackendPool,
-  BackendState,
-  ReconcileResult,
-} from "./backend.ts";
+import type { Backend, BackendConfig, BackendState, ReconcileResult } from "./backend.ts";
 import { maglevMovedShare } from "./balancers/maglev.ts";
 import { sourceHashMovedShare } from "./balancers/source_hash.ts";
 import { type LbConfig, parseProxyVersion } from "./config.ts";
 import { ConfigFileError } from "./config_file.ts";
 import { DASHBOARD_HTML } from "./dashboard.ts";
+import type { LoadBalancer } from "./mod.ts";
 import type { LbMonitor } from "./monitor.ts";
 import { backendSummary } from "./monitor.ts";
-import type { NatTable } from "./nat_table.ts";
 
 const log = getLogger(["l4chat", "lb", "admin"]);
 
-/** What the admin endpoint needs of a running load balancer; `LoadBalancer` has it all. */
-export interface AdminLb {
-  readonly pool: BackendPool;
-  readonly nat: NatTable;
-  readonly config: LbConfig;
-  reload(config: LbConfig): Promise<ReconcileResult>;
-  closeConnection(id: number, reason?: string): boolean;
-  closeBackendConnections(id: number, reason: string, spreadMs?: number): number;
-}
+/** What the admin endpoint needs of a running load balancer: a part of {@linkcode LoadBalancer}. */
+export type AdminLb = Pick<
+  LoadBalancer,
+  "pool" | "nat" | "config" | "reload" | "closeConnection" | "closeBackendConnections"
+>;
 
 /** The load balancer and the monitor fed by its hooks. */
 export interface AdminView {

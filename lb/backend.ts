@@ -62,6 +62,37 @@ export interface CandidateOptions {
 }
 
 /**
+ * A new backend numbered `id`, as `config` describes it: alive, idle, nothing counted yet.
+ * `options.name` is the address as configured (`config.addr` by default); `upSinceMs` is when
+ * it came up, for slow start. {@linkcode BackendPool.add} numbers the backends it makes; tests
+ * make their own with this, so that every field has its default in one place.
+ */
+export function createBackend(
+  id: number,
+  config: BackendConfig,
+  options: { name?: string; upSinceMs?: number } = {},
+): Backend {
+  return {
+    id,
+    addr: config.addr,
+    name: options.name ?? formatAddr(config.addr),
+    weight: config.weight ?? 1,
+    state: config.state ?? "ready",
+    maxConn: config.maxConn ?? 0,
+    sendProxy: config.sendProxy,
+    alive: true,
+    upSinceMs: options.upSinceMs,
+    active: 0,
+    connecting: 0,
+    total: 0,
+    connectFailures: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    removing: false,
+  };
+}
+
+/**
  * The backends of one load balancer. The only owner of backend state: health probes, the
  * proxy, config reloads and the admin endpoint change it through these methods.
  */
@@ -85,24 +116,7 @@ export class BackendPool {
 
   /** Adds a backend connecting to `config.addr`, configured as `name`; returns it. */
   add(config: BackendConfig, name = formatAddr(config.addr), nowMs?: number): Backend {
-    const backend: Backend = {
-      id: this.#nextId++,
-      addr: config.addr,
-      name,
-      weight: config.weight ?? 1,
-      state: config.state ?? "ready",
-      maxConn: config.maxConn ?? 0,
-      sendProxy: config.sendProxy,
-      alive: true,
-      upSinceMs: nowMs,
-      active: 0,
-      connecting: 0,
-      total: 0,
-      connectFailures: 0,
-      bytesUp: 0,
-      bytesDown: 0,
-      removing: false,
-    };
+    const backend = createBackend(this.#nextId++, config, { name, upSinceMs: nowMs });
     this.#backends.push(backend);
     return backend;
   }

@@ -1,77 +1,10 @@
 /**
- * Helpers of the admin endpoint's end-to-end tests: echo backends, an `lb --admin` process
- * and a small HTTP client for its API.
+ * Helpers of the admin endpoint's end-to-end tests: an `lb --admin` process and a small HTTP
+ * client for its API.
  *
  * @module
  */
-import { L4chat } from "./_helpers.ts";
-
-/** A backend in the test process that echoes every byte back until the client closes. */
-export class EchoBackend implements AsyncDisposable {
-  readonly listener: Deno.TcpListener;
-  readonly #conns = new Set<Deno.TcpConn>();
-  readonly #serving: Promise<void>;
-
-  constructor() {
-    this.listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    this.#serving = this.#serve();
-  }
-
-  get port(): number {
-    return this.listener.addr.port;
-  }
-
-  get addr(): string {
-    return `127.0.0.1:${this.port}`;
-  }
-
-  async #serve(): Promise<void> {
-    const handlers: Promise<void>[] = [];
-    try {
-      for await (const conn of this.listener) handlers.push(this.#handle(conn));
-    } catch {
-      // Closed.
-    }
-    await Promise.all(handlers);
-  }
-
-  async #handle(conn: Deno.TcpConn): Promise<void> {
-    this.#conns.add(conn);
-    try {
-      const buf = new Uint8Array(16 * 1024);
-      let n;
-      while ((n = await conn.read(buf)) !== null) {
-        let written = 0;
-        while (written < n) written += await conn.write(buf.subarray(written, n));
-      }
-    } catch {
-      // Reset by a probe or closed below.
-    } finally {
-      this.#conns.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.listener.close();
-    } catch {
-      // Already closed.
-    }
-    for (const conn of this.#conns) {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
-    await this.#serving;
-  }
-}
+import { type L4chat, runLb } from "./_helpers.ts";
 
 /** A running `l4chat lb --admin 127.0.0.1:0`, with its ports. */
 export interface AdminLb {
@@ -90,10 +23,9 @@ export async function startAdminLb(
   args: string[],
   options?: { env?: Record<string, string>; permissions?: string[] },
 ): Promise<AdminLb> {
-  const proc = new L4chat(["lb", ...args, "--admin", "127.0.0.1:0"], options);
-  const lb = await proc.stderr.waitFor(/load balancer listening on .*:(\d+) /);
+  const { proc, port } = await runLb([...args, "--admin", "127.0.0.1:0"], options);
   const admin = await proc.stderr.waitFor(/admin listening on 127\.0\.0\.1:(\d+)/);
-  return { proc, port: Number(lb[1]), adminPort: Number(admin[1]) };
+  return { proc, port, adminPort: Number(admin[1]) };
 }
 
 /** A response read in full. */

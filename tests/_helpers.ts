@@ -1,6 +1,7 @@
 /**
  * Helpers of the end-to-end tests: start l4chat as a real process, read its output line by
- * line, wait for a line with a deadline, and talk to it over loopback.
+ * line, wait for a line with a deadline, talk to it over loopback, and run the backends it
+ * proxies to in the test process.
  *
  * The process under test is `deno run` of `main.ts` with the permissions the README gives,
  * or the executable named by the environment variable `L4CHAT_BIN` (a compiled binary).
@@ -257,18 +258,31 @@ export async function startServ(
 }
 
 /**
- * Starts `l4chat lb 127.0.0.1 <backends...> --port 0 ...` and waits until it listens;
- * returns its port.
+ * Starts `l4chat lb <args...>` (which must name the backends or a `--config`) and waits until
+ * it listens; returns its port. A second line to wait for, such as the admin endpoint's, can
+ * be awaited on `proc.stderr` after.
  */
-export async function startLb(
-  backendPorts: number[],
+export async function runLb(
+  args: string[],
+  options?: { env?: Record<string, string> } & RunOptions,
+): Promise<{ proc: L4chat; port: number }> {
+  const proc = new L4chat(["lb", ...args], options);
+  const match = await proc.stderr.waitFor(/load balancer listening on .*:(\d+) /);
+  return { proc, port: Number(match[1]) };
+}
+
+/**
+ * Starts `l4chat lb 127.0.0.1 <backends...> --port 0 ...` and waits until it listens;
+ * returns its port. Each backend is on 127.0.0.1: a port, or a port with its options
+ * (`"10010,weight=2"`).
+ */
+export function startLb(
+  backends: (number | string)[],
   args: string[] = [],
   options?: RunOptions,
 ): Promise<{ proc: L4chat; port: number }> {
-  const backends = backendPorts.flatMap((port) => ["127.0.0.1", String(port)]);
-  const proc = new L4chat(["lb", "127.0.0.1", ...backends, "--port", "0", ...args], options);
-  const match = await proc.stderr.waitFor(/load balancer listening on .*:(\d+) /);
-  return { proc, port: Number(match[1]) };
+  const positional = backends.flatMap((backend) => ["127.0.0.1", String(backend)]);
+  return runLb(["127.0.0.1", ...positional, "--port", "0", ...args], options);
 }
 
 /** Starts `l4chat clnt 127.0.0.1 <port> <name>` with stdin piped. */
@@ -391,70 +405,74 @@ export async function openFileLimits(): Promise<{ soft: number; hard: number }> 
   return { soft: value(soft), hard: value(hard) };
 }
 
-/**
- * A TCP server in the test process that echoes every byte back, half-close aware: when the
- * client ends its stream, the echo ends too. Dispose of it to close it and every connection.
- */
-export class EchoBackend implements AsyncDisposable {
-  readonly listener: Deno.TcpListener;
-  readonly conns = new Set<Deno.TcpConn>();
-  /** Connections accepted so far. */
-  accepted = 0;
-  readonly #serving: Promise<void>;
-  readonly #handlers = new Set<Promise<void>>();
+/** Where a test backend listens: 127.0.0.1 and a free port unless given. */
+export interface BackendListen {
+  hostname?: string;
+  port?: number;
+}
 
-  constructor() {
-    this.listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    this.#serving = this.#serve();
+/**
+ * A TCP server in the test process: `handle` runs for each connection (the load balancer's
+ * health checks included, which connect and close at once), its errors ignored; the
+ * connection is closed after. Dispose of it to close it and every connection.
+ */
+export class TestBackend implements AsyncDisposable {
+  readonly listener: Deno.TcpListener;
+  /** Connections open now. */
+  readonly conns = new Set<Deno.TcpConn>();
+  readonly #tasks = new Set<Promise<void>>();
+  readonly #accepting: Promise<void>;
+
+  constructor(handle: (conn: Deno.TcpConn) => Promise<void>, options: BackendListen = {}) {
+    this.listener = Deno.listen({
+      hostname: options.hostname ?? "127.0.0.1",
+      port: options.port ?? 0,
+    });
+    this.#accepting = this.#accept(handle);
   }
 
   get port(): number {
     return this.listener.addr.port;
   }
 
-  async #serve(): Promise<void> {
+  /** `host:port`, as the load balancer names the backend (`[::1]:port` for IPv6). */
+  get addr(): string {
+    const { hostname, port } = this.listener.addr;
+    return hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+  }
+
+  async #accept(handle: (conn: Deno.TcpConn) => Promise<void>): Promise<void> {
     try {
       for await (const conn of this.listener) {
-        this.accepted++;
-        const handler = this.#echo(conn);
-        this.#handlers.add(handler);
-        handler.then(() => this.#handlers.delete(handler));
+        this.conns.add(conn);
+        const task = handle(conn).catch(() => {}).finally(() => {
+          this.conns.delete(conn);
+          try {
+            conn.close();
+          } catch {
+            // Closed by the handler already.
+          }
+        });
+        this.#tasks.add(task);
+        task.finally(() => this.#tasks.delete(task));
       }
     } catch {
       // Closed.
     }
   }
 
-  async #echo(conn: Deno.TcpConn): Promise<void> {
-    this.conns.add(conn);
-    const buf = new Uint8Array(16 * 1024);
-    try {
-      while (true) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        let written = 0;
-        while (written < n) written += await conn.write(buf.subarray(written, n));
-      }
-      await conn.closeWrite();
-    } catch {
-      // Reset or closed below.
-    } finally {
-      this.conns.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
+  /** Stops accepting; connections already open stay. */
+  stop(): void {
     try {
       this.listener.close();
     } catch {
       // Already closed.
     }
-    await this.#serving;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.stop();
+    await this.#accepting;
     for (const conn of this.conns) {
       try {
         conn.close();
@@ -462,6 +480,29 @@ export class EchoBackend implements AsyncDisposable {
         // Already closed.
       }
     }
-    await Promise.all(this.#handlers);
+    await Promise.all(this.#tasks);
+  }
+}
+
+/**
+ * A backend that greets each connection with `<name>\n` when it has a name, then echoes every
+ * byte back, half-close aware: when the client ends its stream, the echo ends too. Health
+ * probes of the load balancer get the greeting too, harmlessly.
+ */
+export class EchoBackend extends TestBackend {
+  readonly name: string | undefined;
+
+  constructor(name?: string, options: BackendListen = {}) {
+    super(async (conn) => {
+      if (name !== undefined) await conn.write(encoder.encode(`${name}\n`));
+      const buf = new Uint8Array(64 * 1024);
+      let n;
+      while ((n = await conn.read(buf)) !== null) {
+        let written = 0;
+        while (written < n) written += await conn.write(buf.subarray(written, n));
+      }
+      await conn.closeWrite();
+    }, options);
+    this.name = name;
   }
 }

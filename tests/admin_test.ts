@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { parseConfigText } from "../lb/config.ts";
-import { api, EchoBackend, parseMetrics, startAdminLb } from "./_admin.ts";
-import { deadline, L4chat, RawClient } from "./_helpers.ts";
+import { api, parseMetrics, startAdminLb } from "./_admin.ts";
+import { deadline, EchoBackend, L4chat, RawClient } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 

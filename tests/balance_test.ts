@@ -2,87 +2,7 @@ import assert from "node:assert/strict";
 import type { Backend } from "../lb/backend.ts";
 import { fakeBackend } from "../lb/balancers/_contract.ts";
 import { createBalancer } from "../lb/balancers/mod.ts";
-import { deadline, L4chat, RawClient } from "./_helpers.ts";
-
-const encoder = new TextEncoder();
-
-/**
- * A backend in the test process: greets each connection with `<name>\n` and closes it when
- * the client does. Health probes of the load balancer get the greeting too, harmlessly.
- */
-class GreetingBackend implements AsyncDisposable {
-  readonly listener: Deno.TcpListener;
-  readonly name: string;
-  readonly #conns = new Set<Deno.TcpConn>();
-  readonly #serving: Promise<void>;
-
-  constructor(name: string) {
-    this.name = name;
-    this.listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    this.#serving = this.#serve();
-  }
-
-  get port(): number {
-    return this.listener.addr.port;
-  }
-
-  get addr(): string {
-    return `127.0.0.1:${this.port}`;
-  }
-
-  async #serve(): Promise<void> {
-    const handlers: Promise<void>[] = [];
-    try {
-      for await (const conn of this.listener) handlers.push(this.#handle(conn));
-    } catch {
-      // Closed.
-    }
-    await Promise.all(handlers);
-  }
-
-  async #handle(conn: Deno.TcpConn): Promise<void> {
-    this.#conns.add(conn);
-    try {
-      await conn.write(encoder.encode(`${this.name}\n`));
-      const buf = new Uint8Array(1024);
-      while ((await conn.read(buf)) !== null) { /* until the client closes */ }
-    } catch {
-      // Reset by a probe or closed below.
-    } finally {
-      this.#conns.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
-  }
-
-  /** Stops accepting; connections already open stay. */
-  stop(): void {
-    try {
-      this.listener.close();
-    } catch {
-      // Already closed.
-    }
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.stop();
-    for (const conn of this.#conns) conn.close();
-    await this.#serving;
-  }
-}
-
-/** Starts `l4chat lb` on 127.0.0.1 port 0 with `backends` as `<host> <port>[,weight=N]`. */
-async function startLb(
-  backends: string[],
-  args: string[],
-): Promise<{ proc: L4chat; port: number }> {
-  const proc = new L4chat(["lb", "127.0.0.1", ...backends, "--port", "0", ...args]);
-  const match = await proc.stderr.waitFor(/load balancer listening on .*:(\d+) /);
-  return { proc, port: Number(match[1]) };
-}
+import { deadline, EchoBackend, L4chat, RawClient, startLb } from "./_helpers.ts";
 
 /**
  * Opens `count` connections through the load balancer one after another, keeping them
@@ -92,7 +12,7 @@ async function startLb(
 async function connectMany(
   lb: L4chat,
   port: number,
-  backends: GreetingBackend[],
+  backends: EchoBackend[],
   count: number,
 ): Promise<{ clients: RawClient[]; names: string[] }> {
   const clients: RawClient[] = [];
@@ -170,14 +90,14 @@ function expectedPick(name: string, backends: { addr: string; weight: number }[]
 const WEIGHTS = [1, 2, 3];
 const CONNECTIONS = 60;
 
-/** Three greeting backends `a`, `b`, `c` and their positional arguments with weights 1, 2, 3. */
-function threeBackends(): { backends: GreetingBackend[]; args: string[] } {
-  const backends = ["a", "b", "c"].map((name) => new GreetingBackend(name));
-  const args = backends.flatMap((backend, i) => [
-    "127.0.0.1",
-    `${backend.port},weight=${WEIGHTS[i]}`,
-  ]);
-  return { backends, args };
+/** Three greeting backends `a`, `b`, `c`. */
+function threeBackends(): EchoBackend[] {
+  return ["a", "b", "c"].map((name) => new EchoBackend(name));
+}
+
+/** `backends` as {@linkcode startLb} takes them, with `weights`. */
+function weighted(backends: EchoBackend[], weights: readonly number[]): string[] {
+  return backends.map((backend, i) => `${backend.port},weight=${weights[i]}`);
 }
 
 /** Expected counts of a, b, c over CONNECTIONS held-open connections, exact or bounded. */
@@ -198,11 +118,11 @@ const DISTRIBUTIONS: Record<string, (counts: Record<string, number>) => void> = 
 
 for (const [algorithm, check] of Object.entries(DISTRIBUTIONS)) {
   Deno.test(`lb --balance ${algorithm} spreads ${CONNECTIONS} real connections as it should`, async () => {
-    const { backends, args } = threeBackends();
+    const backends = threeBackends();
     await using _a = backends[0];
     await using _b = backends[1];
     await using _c = backends[2];
-    const { proc, port } = await startLb(args, ["--balance", algorithm]);
+    const { proc, port } = await startLb(weighted(backends, WEIGHTS), ["--balance", algorithm]);
     await using lb = proc;
     const { clients, names } = await connectMany(lb, port, backends, CONNECTIONS);
     try {
@@ -218,19 +138,18 @@ const SOURCES = Array.from({ length: 40 }, (_, i) => `127.1.0.${i + 1}`);
 
 for (const algorithm of ["source-hash", "maglev"]) {
   Deno.test(`two lb --balance ${algorithm} instances pick the same backend for each client IP`, async () => {
-    const { backends } = threeBackends();
+    const backends = threeBackends();
     await using _a = backends[0];
     await using _b = backends[1];
     await using _c = backends[2];
     const weights = [1, 2, 1];
-    const positional = backends.map((backend, i) => [
-      "127.0.0.1",
-      `${backend.port},weight=${weights[i]}`,
-    ]);
     // The second instance is given the same backends in the opposite order.
-    const first = await startLb(positional.flat(), ["--balance", algorithm]);
+    const first = await startLb(weighted(backends, weights), ["--balance", algorithm]);
     await using _first = first.proc;
-    const second = await startLb(positional.toReversed().flat(), ["--balance", algorithm]);
+    const second = await startLb(weighted(backends, weights).toReversed(), [
+      "--balance",
+      algorithm,
+    ]);
     await using _second = second.proc;
 
     const viaFirst = await dialFrom(first.port, SOURCES);

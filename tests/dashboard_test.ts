@@ -7,8 +7,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { api, EchoBackend, startAdminLb } from "./_admin.ts";
-import { deadline } from "./_helpers.ts";
+import { api, startAdminLb } from "./_admin.ts";
+import { deadline, EchoBackend } from "./_helpers.ts";
 
 const OUTPUT = new URL("../test-output/", import.meta.url);
 

@@ -10,9 +10,10 @@ import { createConnection, createServer, type Server, type Socket } from "node:n
 import {
   deadline,
   EchoBackend,
-  L4chat,
+  type L4chat,
   openFds,
   RawClient,
+  runLb,
   RUNS_WITH_DENO_PERMISSIONS,
   startLb,
   startServ,
@@ -24,6 +25,29 @@ const NAT_ZERO = /Current NAT table length : 0$/;
 function clientTag(conn: Deno.TcpConn): string {
   const port = conn.localAddr.port;
   return `<127\\.0\\.0\\.1,${port}>`;
+}
+
+/**
+ * Connects a client through the load balancer on `port` and waits for `lb`'s line that gives
+ * it the backend on 127.0.0.1 port `backendPort`; `options` bound that wait.
+ */
+async function connectRouted(
+  lb: L4chat,
+  port: number,
+  backendPort: number,
+  options?: { from?: number; timeoutMs?: number },
+): Promise<RawClient> {
+  const client = await RawClient.connect(port);
+  try {
+    await lb.stderr.waitFor(
+      new RegExp(`client ${clientTag(client.conn)} -> 127\\.0\\.0\\.1:${backendPort}$`),
+      options,
+    );
+  } catch (err) {
+    client[Symbol.dispose]();
+    throw err;
+  }
+  return client;
 }
 
 /**
@@ -57,6 +81,12 @@ async function blackHole(): Promise<{ port: number; close: () => void }> {
     },
   };
 }
+
+/**
+ * lb flags for the black-hole tests: one connect try, and health checks far apart that never
+ * fail often enough to mark a backend dead, so that only the clients' own connects count.
+ */
+const ONE_TRY_NO_CHECKS = ["--connect-tries", "1", "--hc-interval", "60s", "--hc-fall", "1000"];
 
 /** Sends lines to `client` until writing fails; resolves then. */
 async function streamLines(client: RawClient, name: string): Promise<void> {
@@ -94,14 +124,8 @@ Deno.test({
     ]);
     await using _lb = lb;
 
-    using victim = await RawClient.connect(port);
-    await lb.stderr.waitFor(
-      new RegExp(`client ${clientTag(victim.conn)} -> 127\\.0\\.0\\.1:${portA}$`),
-    );
-    using bystander = await RawClient.connect(port);
-    await lb.stderr.waitFor(
-      new RegExp(`client ${clientTag(bystander.conn)} -> 127\\.0\\.0\\.1:${portB}$`),
-    );
+    using victim = await connectRouted(lb, port, portA);
+    using bystander = await connectRouted(lb, port, portB);
     await victim.send("[victim] hello\n");
     assert.equal(await victim.readLine(5000), "[victim] hello");
 
@@ -120,18 +144,11 @@ Deno.test({
 
     // The next client is sent to the dead backend first: that connect fails, marks it dead
     // (passive health), and the client is given the live one.
-    using next = await RawClient.connect(port);
+    using next = await connectRouted(lb, port, portB, { from: mark, timeoutMs: 5000 });
     await lb.stderr.waitFor(new RegExp(`port : ${portA} dead \\(connect failed\\)`), {
       from: mark,
       timeoutMs: 5000,
     });
-    await lb.stderr.waitFor(
-      new RegExp(`client ${clientTag(next.conn)} -> 127\\.0\\.0\\.1:${portB}$`),
-      {
-        from: mark,
-        timeoutMs: 5000,
-      },
-    );
     // The other connection never noticed.
     await bystander.send("[bystander] still here\n");
     assert.equal(await bystander.readLine(5000), "[bystander] still here");
@@ -141,11 +158,7 @@ Deno.test({
     assert.equal(await bystander.readLine(5000), "[next] hi");
     // Every later client goes to the live backend while the dead one stays down.
     for (let i = 0; i < 3; i++) {
-      using later = await RawClient.connect(port);
-      await lb.stderr.waitFor(
-        new RegExp(`client ${clientTag(later.conn)} -> 127\\.0\\.0\\.1:${portB}$`),
-        { timeoutMs: 5000 },
-      );
+      using _later = await connectRouted(lb, port, portB, { timeoutMs: 5000 });
     }
     bystander.conn.close();
     next.conn.close();
@@ -164,12 +177,7 @@ Deno.test({
       const { proc: lb, port } = await startLb([hole.port, echo.port], [
         "--connect-timeout",
         "400ms",
-        "--connect-tries",
-        "1",
-        "--hc-interval",
-        "60s",
-        "--hc-fall",
-        "1000",
+        ...ONE_TRY_NO_CHECKS,
       ]);
       await using _lb = lb;
       // Round robin alternates: the even clients go to the black hole, the odd to the echo.
@@ -469,14 +477,9 @@ Deno.test({
       const { proc: lb, port } = await startLb([hole.port], [
         "--connect-timeout",
         "1s",
-        "--connect-tries",
-        "1",
         "--max-conns",
         "1",
-        "--hc-interval",
-        "60s",
-        "--hc-fall",
-        "1000",
+        ...ONE_TRY_NO_CHECKS,
       ]);
       await using _lb = lb;
       for (let i = 0; i < 3; i++) {
@@ -588,8 +591,8 @@ Deno.test("lb --config runs with --allow-net and --allow-read of that one file",
       `{ "listen": "127.0.0.1:0", // a comment
         "backends": ["127.0.0.1:${echo.port}"], }`,
     );
-    await using lb = new L4chat(["lb", "--config", path], { readFiles: [path] });
-    const port = Number((await lb.stderr.waitFor(/listening on .*:(\d+) /))[1]);
+    const { proc: lb, port } = await runLb(["--config", path], { readFiles: [path] });
+    await using _lb = lb;
     using client = await RawClient.connect(port);
     await client.send("hello\n");
     assert.equal(await client.readLine(5000), "hello");

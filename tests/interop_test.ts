@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import {
   connectFrom,
   deadline,
+  EchoBackend,
   L4chat,
   RawClient,
   startClnt,
@@ -45,11 +46,24 @@ function freePort(): number {
   return port;
 }
 
-/** Runs HAProxy in the foreground with `config`; resolves once it accepts on `port`. */
-async function startHaproxy(config: string, port: number) {
+/**
+ * Runs HAProxy in the foreground with one TCP `listen` section (`listen` is its body); resolves
+ * once it accepts on `port`.
+ */
+async function startHaproxy(listen: string, port: number) {
   const dir = await Deno.makeTempDir();
   const file = `${dir}/haproxy.cfg`;
-  await Deno.writeTextFile(file, config);
+  await Deno.writeTextFile(
+    file,
+    `global
+  nbthread 1
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+${listen}`,
+  );
   const child = spawn("haproxy", ["-f", file, "-db"]);
   await deadline(
     (async () => {
@@ -139,14 +153,7 @@ Deno.test("serv --accept-proxy reads the real client IP from HAProxy's send-prox
   await using _serv = serv;
   const port = freePort();
   await using _haproxy = await startHaproxy(
-    `global
-  nbthread 1
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 30s
-  timeout server 30s
-listen chat
+    `listen chat
   bind 127.0.0.1:${port}
   server s1 127.0.0.1:${servPort} send-proxy-v2
 `,
@@ -166,47 +173,20 @@ listen chat
 for (const version of ["v1", "v2"]) {
   Deno.test(`HAProxy with accept-proxy takes lb --send-proxy ${version}`, async () => {
     // An echo backend behind HAProxy: it answers only if HAProxy accepted the header.
-    const echo = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const echoing = (async () => {
-      for await (const conn of echo) {
-        (async () => {
-          const buf = new Uint8Array(4096);
-          try {
-            let n;
-            while ((n = await conn.read(buf)) !== null) await conn.write(buf.subarray(0, n));
-          } catch {
-            // Closed by the test.
-          } finally {
-            conn.close();
-          }
-        })();
-      }
-    })();
+    await using echo = new EchoBackend();
     const port = freePort();
-    try {
-      await using _haproxy = await startHaproxy(
-        `global
-  nbthread 1
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 30s
-  timeout server 30s
-listen proxied
+    await using _haproxy = await startHaproxy(
+      `listen proxied
   bind 127.0.0.1:${port} accept-proxy
-  server echo 127.0.0.1:${(echo.addr as Deno.NetAddr).port}
+  server echo ${echo.addr}
 `,
-        port,
-      );
-      const { proc: lb, port: lbPort } = await startLb([port], ["--send-proxy", version]);
-      await using _lb = lb;
-      using client = await RawClient.connect(lbPort);
-      await client.send("ping through two proxies\n");
-      assert.equal(await client.readLine(), "ping through two proxies");
-    } finally {
-      echo.close();
-      await echoing;
-    }
+      port,
+    );
+    const { proc: lb, port: lbPort } = await startLb([port], ["--send-proxy", version]);
+    await using _lb = lb;
+    using client = await RawClient.connect(lbPort);
+    await client.send("ping through two proxies\n");
+    assert.equal(await client.readLine(), "ping through two proxies");
   });
 }
 

@@ -5,9 +5,16 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { connectFrom, deadline, L4chat, RawClient } from "./_helpers.ts";
+import {
+  connectFrom,
+  deadline,
+  EchoBackend,
+  L4chat,
+  RawClient,
+  runLb,
+  startLb,
+} from "./_helpers.ts";
 
-const encoder = new TextEncoder();
 /** `lb --config` reads (and watches) its file. */
 /**
  * What lb --config needs: the network, and reading the config file's directory, which it
@@ -16,87 +23,6 @@ const encoder = new TextEncoder();
  */
 function configPermissions(path: string): string[] {
   return ["--allow-net", `--allow-read=${path.slice(0, path.lastIndexOf("/"))}`];
-}
-
-/**
- * A backend in the test process: greets each connection with `<name>\n`, then echoes every
- * byte until the client half-closes, then closes. Health probes get the greeting, harmlessly.
- */
-class EchoBackend implements AsyncDisposable {
-  readonly listener: Deno.TcpListener;
-  readonly name: string;
-  readonly #conns = new Set<Deno.TcpConn>();
-  readonly #serving: Promise<void>;
-
-  constructor(name: string, options: { hostname?: string; port?: number } = {}) {
-    this.name = name;
-    this.listener = Deno.listen({
-      hostname: options.hostname ?? "127.0.0.1",
-      port: options.port ?? 0,
-    });
-    this.#serving = this.#serve();
-  }
-
-  get port(): number {
-    return this.listener.addr.port;
-  }
-
-  async #serve(): Promise<void> {
-    const handlers: Promise<void>[] = [];
-    try {
-      for await (const conn of this.listener) handlers.push(this.#handle(conn));
-    } catch {
-      // Closed.
-    }
-    await Promise.all(handlers);
-  }
-
-  async #handle(conn: Deno.TcpConn): Promise<void> {
-    this.#conns.add(conn);
-    try {
-      await conn.write(encoder.encode(`${this.name}\n`));
-      const buf = new Uint8Array(64 * 1024);
-      let n;
-      while ((n = await conn.read(buf)) !== null) {
-        let written = 0;
-        while (written < n) written += await conn.write(buf.subarray(written, n));
-      }
-    } catch {
-      // Reset by a probe, or closed by the load balancer.
-    } finally {
-      this.#conns.delete(conn);
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    try {
-      this.listener.close();
-    } catch {
-      // Already closed.
-    }
-    for (const conn of this.#conns) conn.close();
-    await this.#serving;
-  }
-}
-
-/** Starts `l4chat lb <args>` and waits until it listens; returns its port. */
-async function startLb(
-  args: string[],
-  permissions?: string[],
-): Promise<{ lb: L4chat; port: number }> {
-  const lb = new L4chat(["lb", ...args], { permissions });
-  const match = await lb.stderr.waitFor(/load balancer listening on .*:(\d+) /);
-  return { lb, port: Number(match[1]) };
-}
-
-/** Positional backend arguments for `backends` on 127.0.0.1, each with `options`. */
-function positional(backends: EchoBackend[], options = ""): string[] {
-  return backends.flatMap((backend) => ["127.0.0.1", `${backend.port}${options}`]);
 }
 
 /** Connects through the load balancer and returns the client and the backend's greeting. */
@@ -133,14 +59,7 @@ const STACK_TRACE = /^\s+at |Uncaught|^error: /;
 
 Deno.test("lb --max-conns closes the client over the limit at once; the others keep working", async () => {
   await using backend = new EchoBackend("a");
-  const { lb, port } = await startLb([
-    "127.0.0.1",
-    ...positional([backend]),
-    "--port",
-    "0",
-    "--max-conns",
-    "2",
-  ]);
+  const { proc: lb, port } = await startLb([backend.port], ["--max-conns", "2"]);
   await using _lb = lb;
   const [first] = await connect(port);
   using _first = first;
@@ -164,14 +83,7 @@ Deno.test("lb --max-conns closes the client over the limit at once; the others k
 
 Deno.test("lb --max-conns-per-ip limits one client IP, not the others", async () => {
   await using backend = new EchoBackend("a");
-  const { lb, port } = await startLb([
-    "127.0.0.1",
-    ...positional([backend]),
-    "--port",
-    "0",
-    "--max-conns-per-ip",
-    "1",
-  ]);
+  const { proc: lb, port } = await startLb([backend.port], ["--max-conns-per-ip", "1"]);
   await using _lb = lb;
   const [first] = await connect(port);
   using _first = first;
@@ -209,15 +121,7 @@ Deno.test("lb --max-conns-per-ip limits one client IP, not the others", async ()
 Deno.test("lb per-backend maxconn sends the next clients to another backend", async () => {
   await using a = new EchoBackend("a");
   await using b = new EchoBackend("b");
-  const { lb, port } = await startLb([
-    "127.0.0.1",
-    "127.0.0.1",
-    `${a.port},maxconn=1`,
-    "127.0.0.1",
-    String(b.port),
-    "--port",
-    "0",
-  ]);
+  const { proc: lb, port } = await startLb([`${a.port},maxconn=1`, b.port]);
   await using _lb = lb;
   const clients: RawClient[] = [];
   try {
@@ -250,14 +154,7 @@ Deno.test("lb per-backend maxconn sends the next clients to another backend", as
 
 Deno.test("lb --idle-timeout closes an idle tunnel but not one with steady traffic", async () => {
   await using backend = new EchoBackend("a");
-  const { lb, port } = await startLb([
-    "127.0.0.1",
-    ...positional([backend]),
-    "--port",
-    "0",
-    "--idle-timeout",
-    "300ms",
-  ]);
+  const { proc: lb, port } = await startLb([backend.port], ["--idle-timeout", "300ms"]);
   await using _lb = lb;
   const [idle] = await connect(port);
   using _idle = idle;
@@ -300,14 +197,7 @@ Deno.test("lb --idle-timeout closes an idle tunnel but not one with steady traff
 
 Deno.test("lb --max-lifetime closes even a busy connection once it is old enough", async () => {
   await using backend = new EchoBackend("a");
-  const { lb, port } = await startLb([
-    "127.0.0.1",
-    ...positional([backend]),
-    "--port",
-    "0",
-    "--max-lifetime",
-    "500ms",
-  ]);
+  const { proc: lb, port } = await startLb([backend.port], ["--max-lifetime", "500ms"]);
   await using _lb = lb;
   const started = performance.now();
   const [client] = await connect(port);
@@ -371,16 +261,17 @@ function configText(backends: unknown[], extra = ""): string {
 Deno.test("lb --config: a backend set to drain by a reload keeps its connection; new clients avoid it", async () => {
   await using a = new EchoBackend("a");
   await using b = new EchoBackend("b");
-  const addr = (backend: EchoBackend) => `127.0.0.1:${backend.port}`;
-  await using file = await ConfigFile.create(configText([addr(a), addr(b)]));
-  const { lb, port } = await startLb(["--config", file.path], configPermissions(file.path));
+  await using file = await ConfigFile.create(configText([a.addr, b.addr]));
+  const { proc: lb, port } = await runLb(["--config", file.path], {
+    permissions: configPermissions(file.path),
+  });
   await using _lb = lb;
   const [held, heldName] = await connect(port);
   using _held = held;
   const [drained, other] = heldName === "a" ? [a, b] : [b, a];
   await file.write(configText([
-    { address: addr(drained), state: "drain" },
-    { address: addr(other) },
+    { address: drained.addr, state: "drain" },
+    { address: other.addr },
   ]));
   const mark = lb.stderr.mark;
   lb.kill("SIGHUP");
@@ -418,9 +309,10 @@ Deno.test("lb --config reload during a 64 MiB transfer: byte-exact, removed back
   await using a = new EchoBackend("a");
   await using b = new EchoBackend("b");
   await using c = new EchoBackend("c");
-  const addr = (backend: EchoBackend) => `127.0.0.1:${backend.port}`;
-  await using file = await ConfigFile.create(configText([addr(a), addr(b)]));
-  const { lb, port } = await startLb(["--config", file.path], configPermissions(file.path));
+  await using file = await ConfigFile.create(configText([a.addr, b.addr]));
+  const { proc: lb, port } = await runLb(["--config", file.path], {
+    permissions: configPermissions(file.path),
+  });
   await using _lb = lb;
 
   // Round robin: the transfer goes to a, a held connection to b.
@@ -465,7 +357,7 @@ Deno.test("lb --config reload during a 64 MiB transfer: byte-exact, removed back
     await deadline(half, 60_000, "half the transfer did not come back");
     // A valid change: b removed, c added. The file watch may notice it too; either way one
     // reload applies it.
-    await file.write(configText([addr(a), addr(c)]));
+    await file.write(configText([a.addr, c.addr]));
     lb.kill("SIGHUP");
     await lb.stderr.waitFor(/config applied: 3 servers \(1 added, 1 removed\)$/);
     await lb.stderr.waitFor(
@@ -493,7 +385,7 @@ Deno.test("lb --config reload during a 64 MiB transfer: byte-exact, removed back
 
     // An invalid config is refused; the running one stays.
     const mark = lb.stderr.mark;
-    await file.write(configText([addr(a), { address: addr(c), weight: 0 }], '\n  "colour": 1,'));
+    await file.write(configText([a.addr, { address: c.addr, weight: 0 }], '\n  "colour": 1,'));
     lb.kill("SIGHUP");
     await lb.stderr.waitFor(
       /config .*l4chat\.jsonc refused \((SIGHUP|file changed)\): keeping the running config$/,
@@ -588,14 +480,7 @@ Deno.test("lb --config with a missing file or a bad JSONC file says so on one li
 
 Deno.test("lb graceful stop: SIGTERM refuses new clients, lets the open one finish until --grace, exit 0", async () => {
   await using backend = new EchoBackend("a");
-  const { lb, port } = await startLb([
-    "127.0.0.1",
-    ...positional([backend]),
-    "--port",
-    "0",
-    "--grace",
-    "500ms",
-  ]);
+  const { proc: lb, port } = await startLb([backend.port], ["--grace", "500ms"]);
   await using _lb = lb;
   const [client] = await connect(port);
   using _client = client;
@@ -617,14 +502,7 @@ Deno.test("lb graceful stop: SIGTERM refuses new clients, lets the open one fini
 
 Deno.test("lb graceful stop: a connection that ends within the grace period lets lb exit at once", async () => {
   await using backend = new EchoBackend("a");
-  const { lb, port } = await startLb([
-    "127.0.0.1",
-    ...positional([backend]),
-    "--port",
-    "0",
-    "--grace",
-    "30s",
-  ]);
+  const { proc: lb, port } = await startLb([backend.port], ["--grace", "30s"]);
   await using _lb = lb;
   const [client] = await connect(port);
   lb.kill("SIGTERM");
@@ -636,14 +514,7 @@ Deno.test("lb graceful stop: a connection that ends within the grace period lets
 
 Deno.test("lb graceful stop: a second SIGTERM stops at once", async () => {
   await using backend = new EchoBackend("a");
-  const { lb, port } = await startLb([
-    "127.0.0.1",
-    ...positional([backend]),
-    "--port",
-    "0",
-    "--grace",
-    "30s",
-  ]);
+  const { proc: lb, port } = await startLb([backend.port], ["--grace", "30s"]);
   await using _lb = lb;
   const [client] = await connect(port);
   using _client = client;
@@ -667,7 +538,13 @@ Deno.test("lb resolves a backend host name and makes each address a backend", as
     // No IPv6 loopback, or the port is taken there.
   }
   try {
-    const { lb, port } = await startLb(["127.0.0.1", "localhost", String(v4.port), "--port", "0"]);
+    const { proc: lb, port } = await runLb([
+      "127.0.0.1",
+      "localhost",
+      String(v4.port),
+      "--port",
+      "0",
+    ]);
     await using _lb = lb;
     const match = await lb.stderr.waitFor(
       new RegExp(
@@ -698,7 +575,7 @@ Deno.test("lb resolves a backend host name and makes each address a backend", as
 Deno.test("lb listens on IPv6 and relays to IPv6 and IPv4 backends", async () => {
   await using v6 = new EchoBackend("v6", { hostname: "::1" });
   await using v4 = new EchoBackend("v4");
-  const { lb, port } = await startLb([
+  const { proc: lb, port } = await runLb([
     "::1",
     "[::1]",
     String(v6.port),
@@ -734,12 +611,13 @@ Deno.test("lb listens on IPv6 and relays to IPv6 and IPv4 backends", async () =>
 Deno.test("lb --config reloads when the file changes, also when a new file is renamed over it", async () => {
   await using a = new EchoBackend("a");
   await using b = new EchoBackend("b");
-  const addr = (backend: EchoBackend) => `127.0.0.1:${backend.port}`;
-  await using file = await ConfigFile.create(configText([addr(a)]));
-  const { lb, port } = await startLb(["--config", file.path], configPermissions(file.path));
+  await using file = await ConfigFile.create(configText([a.addr]));
+  const { proc: lb, port } = await runLb(["--config", file.path], {
+    permissions: configPermissions(file.path),
+  });
   await using _lb = lb;
   // Written in place: a reload without SIGHUP.
-  await file.write(configText([addr(b)]));
+  await file.write(configText([b.addr]));
   await lb.stderr.waitFor(/reloading .*l4chat\.jsonc \(file changed\)$/);
   await lb.stderr.waitFor(/config applied: 1 servers \(1 added, 1 removed\)$/);
   const [first, firstName] = await connect(port);
@@ -747,7 +625,7 @@ Deno.test("lb --config reloads when the file changes, also when a new file is re
   assert.equal(firstName, "b");
   // Replaced by a rename, as editors and deploy tools do: still noticed.
   const mark = lb.stderr.mark;
-  await Deno.writeTextFile(`${file.dir}/next.jsonc`, configText([addr(a)]));
+  await Deno.writeTextFile(`${file.dir}/next.jsonc`, configText([a.addr]));
   await Deno.rename(`${file.dir}/next.jsonc`, file.path);
   await lb.stderr.waitFor(/config applied: 1 servers \(1 added, 1 removed\)$/, { from: mark });
   const [second, secondName] = await connect(port);

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { deadline, L4chat, RawClient, startClnt, startLb, startServ } from "./_helpers.ts";
+import {
+  deadline,
+  L4chat,
+  RawClient,
+  startClnt,
+  startLb,
+  startServ,
+  TestBackend,
+} from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -67,58 +75,6 @@ function freePort(): number {
   const { port } = listener.addr;
   listener.close();
   return port;
-}
-
-/**
- * A backend written in the test: `handle` runs for each connection (the lb's health checks
- * included, which connect and close at once), errors ignored; the connection is closed after.
- */
-class TestBackend implements AsyncDisposable {
-  readonly port: number;
-  readonly #listener: Deno.TcpListener;
-  readonly #conns = new Set<Deno.TcpConn>();
-  readonly #tasks = new Set<Promise<void>>();
-  readonly #accepting: Promise<void>;
-
-  constructor(
-    handle: (conn: Deno.TcpConn) => Promise<void>,
-    options: { hostname?: string; port?: number } = {},
-  ) {
-    const listener = Deno.listen({
-      hostname: options.hostname ?? "127.0.0.1",
-      port: options.port ?? 0,
-    });
-    this.#listener = listener;
-    this.port = listener.addr.port;
-    this.#accepting = (async () => {
-      for await (const conn of listener) {
-        this.#conns.add(conn);
-        const task = handle(conn).catch(() => {}).finally(() => {
-          this.#conns.delete(conn);
-          try {
-            conn.close();
-          } catch {
-            // Closed by the handler already.
-          }
-        });
-        this.#tasks.add(task);
-        task.finally(() => this.#tasks.delete(task));
-      }
-    })().catch(() => {});
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    this.#listener.close();
-    await this.#accepting;
-    for (const conn of this.#conns) {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-    }
-    await Promise.all([...this.#tasks]);
-  }
 }
 
 /** Reads `conn` to end of stream; returns what came. */

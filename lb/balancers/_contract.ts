@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { Backend } from "../backend.ts";
+import { type Backend, createBackend } from "../backend.ts";
 import type { Balancer, ConnInfo } from "../balancer.ts";
 
 /**
@@ -17,22 +17,7 @@ export function fakeBackend(
   options?: { weight?: number; hostname?: string; port?: number },
 ): Backend {
   const addr = { hostname: options?.hostname ?? "127.0.0.1", port: options?.port ?? 10000 + id };
-  return {
-    id,
-    addr,
-    name: `${addr.hostname}:${addr.port}`,
-    weight: options?.weight ?? 1,
-    state: "ready",
-    maxConn: 0,
-    alive: true,
-    active: 0,
-    connecting: 0,
-    total: 0,
-    connectFailures: 0,
-    bytesUp: 0,
-    bytesDown: 0,
-    removing: false,
-  };
+  return createBackend(id, { addr, weight: options?.weight });
 }
 
 /** Backends with ids 1..`weights.length` and those weights. */
