@@ -19,7 +19,7 @@ import {
 import { onStopSignal } from "../cli/signals.ts";
 import { formatAddr } from "../net/mod.ts";
 import type { RedisClusterOptions } from "./cluster.ts";
-import { runServ, type ServOptions } from "./server.ts";
+import { type ChatServer, runServ, type ServOptions } from "./server.ts";
 
 /** The one-line usage of `l4chat serv`. */
 export const SERV_USAGE = "usage: l4chat serv <port> [--host ADDR] [options]";
@@ -159,17 +159,25 @@ export const servCommand: Command = {
     const cluster = redis === undefined
       ? undefined
       : await (await import("./cluster.ts")).connectRedisCluster(redis);
-    let server;
+    // Handle signals before listening: a SIGTERM that comes as soon as the "listening" line
+    // is out must stop the server gracefully, not kill it with the default action.
+    let server: ChatServer | undefined;
+    let stopRequested = false;
+    const removeSignals = onStopSignal(() => {
+      stopRequested = true;
+      server?.stop();
+    });
     try {
       server = await runServ(net, { ...options, cluster });
     } catch (err) {
+      removeSignals();
       await cluster?.close();
       throw new FatalError(
         `Cannot listen on ${formatAddr(options.listen)}: ${(err as Error).message}`,
         { cause: err },
       );
     }
-    const removeSignals = onStopSignal(() => server.stop());
+    if (stopRequested) server.stop();
     await server.done;
     removeSignals();
     return 0;
