@@ -94,9 +94,10 @@ Options:
 })
   --hc-timeout DUR          timeout of one health check's TCP connect (default: ${
   fallback("hc-timeout")
-}); checks start every
-                            interval and never overlap, so a dead backend is marked dead
-                            within interval x fall + timeout when timeout <= interval
+});
+                            checks start every interval and never overlap, so a dead
+                            backend is marked dead within interval x fall + timeout
+                            when timeout <= interval
   --hc-fall N               failures in a row (checks or client connects) that mark a
                             backend dead (default: ${fallback("hc-fall")})
   --hc-rise N               successful checks in a row that bring it back (default: ${
