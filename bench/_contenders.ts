@@ -1,0 +1,247 @@
+/**
+ * What the benchmark compares: the proxies (no proxy, l4chat lb on Deno and on Bun, HAProxy,
+ * nginx stream), the backends they relay to (nginx HTTP, iperf3), and the Debian packages
+ * they come from.
+ *
+ * @module
+ */
+import {
+  fdLimit,
+  freePort,
+  type Proc,
+  processTree,
+  runCapture,
+  start,
+  stop,
+  waitForPort,
+} from "./_procs.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+/** The Bun that `deno install` put in node_modules. */
+export const BUN = `${ROOT}node_modules/bun/bin/bun.exe`;
+const MAIN = `${ROOT}main.ts`;
+
+/** A running proxy in front of one backend port. */
+export interface Running {
+  /** Where clients connect. */
+  port: number;
+  /** The processes whose CPU and memory count (empty for no proxy). */
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+/** One contender of the proxy workloads. */
+export interface Contender {
+  name: string;
+  /** Starts it in front of `backendPort` in `dir`; resolves once it accepts connections. */
+  start(backendPort: number, dir: string): Promise<Running>;
+}
+
+/** True when `cmd` is on the PATH. */
+async function have(cmd: string): Promise<boolean> {
+  const out = await runCapture("sh", ["-c", `command -v ${cmd}`], 5_000);
+  return out.code === 0;
+}
+
+/**
+ * Makes sure the Debian package `pkg` (providing `cmd`, or the file `path`) is installed,
+ * installing it with apt-get when missing. Says what it does; false if it cannot.
+ */
+export async function ensurePackage(
+  pkg: string,
+  probe: { cmd?: string; path?: string },
+): Promise<boolean> {
+  const present = async () =>
+    probe.cmd !== undefined
+      ? await have(probe.cmd)
+      : await Deno.stat(probe.path!).then(() => true, () => false);
+  if (await present()) return true;
+  console.error(`bench: ${pkg} is missing; installing it from Debian (apt-get install -y ${pkg})`);
+  const out = await runCapture(
+    "sh",
+    ["-c", `DEBIAN_FRONTEND=noninteractive apt-get install -y ${pkg}`],
+    300_000,
+  );
+  if (out.code !== 0 || !(await present())) {
+    console.error(`bench: cannot install ${pkg} (exit ${out.code}); skipping what needs it`);
+    return false;
+  }
+  return true;
+}
+
+/** The version line of a tool, for the report. */
+export async function versionOf(cmd: string, args: string[]): Promise<string> {
+  try {
+    const out = await runCapture(cmd, args, 10_000);
+    return (out.stdout + out.stderr).trim().split("\n")[0];
+  } catch {
+    return "not installed";
+  }
+}
+
+function running(port: number, procs: Proc[], tree = false): Running {
+  return {
+    port,
+    pids: () => tree ? procs.flatMap((proc) => processTree(proc.pid)) : procs.map((p) => p.pid),
+    stop: async () => {
+      for (const proc of procs) await stop(proc);
+    },
+  };
+}
+
+async function started(proc: Proc, port: number): Promise<void> {
+  try {
+    await waitForPort(port, 15_000);
+  } catch (err) {
+    await stop(proc);
+    throw new Error(`${proc.name} did not start: ${(err as Error).message}\n${proc.stderr()}`);
+  }
+}
+
+/** No proxy: clients go straight to the backend (the physical limit). */
+export const noProxy: Contender = {
+  name: "none",
+  start: (backendPort) =>
+    Promise.resolve({ port: backendPort, pids: () => [], stop: () => Promise.resolve() }),
+};
+
+function l4chatLb(name: string, runtime: "deno" | "bun"): Contender {
+  return {
+    name,
+    async start(backendPort) {
+      const port = freePort();
+      // warn: HAProxy and nginx run without a log either; --max-conns 0: no limit, as theirs.
+      const lbArgs = [
+        "lb",
+        "127.0.0.1",
+        String(backendPort),
+        "--port",
+        String(port),
+        "--log-level",
+        "warn",
+        "--max-conns",
+        "0",
+      ];
+      const proc = runtime === "deno"
+        ? await start(name, Deno.execPath(), ["run", "--quiet", "--allow-net", MAIN, ...lbArgs])
+        : await start(name, BUN, [MAIN, ...lbArgs]);
+      await started(proc, port);
+      return running(port, [proc]);
+    },
+  };
+}
+
+/** `l4chat lb` on Deno. */
+export const l4chatDeno = l4chatLb("l4chat-deno", "deno");
+/** `l4chat lb` on Bun. */
+export const l4chatBun = l4chatLb("l4chat-bun", "bun");
+
+/** HAProxy in `mode tcp`, one thread, default buffers. */
+export const haproxy: Contender = {
+  name: "haproxy",
+  async start(backendPort, dir) {
+    const port = freePort();
+    const cfg = `${dir}/haproxy-${port}.cfg`;
+    // Two descriptors per proxied connection, within the limit the benchmark runs under.
+    const maxconn = Math.floor(((await fdLimit()) - 100) / 2);
+    await Deno.writeTextFile(
+      cfg,
+      `global
+  nbthread 1
+  maxconn ${maxconn}
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 1h
+  timeout server 1h
+frontend fe
+  bind 127.0.0.1:${port}
+  default_backend be
+backend be
+  server s1 127.0.0.1:${backendPort}
+`,
+    );
+    const proc = await start("haproxy", "haproxy", ["-db", "-f", cfg]);
+    await started(proc, port);
+    return running(port, [proc]);
+  },
+};
+
+/** nginx's `stream` module: one worker. */
+export const nginxStream: Contender = {
+  name: "nginx",
+  async start(backendPort, dir) {
+    const port = freePort();
+    const cfg = `${dir}/nginx-stream-${port}.conf`;
+    await Deno.writeTextFile(
+      cfg,
+      `load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 1;
+worker_rlimit_nofile ${await fdLimit()};
+pid ${dir}/nginx-stream-${port}.pid;
+error_log ${dir}/nginx-stream-${port}.log warn;
+events { worker_connections ${(await fdLimit()) - 100}; }
+stream {
+  server {
+    listen 127.0.0.1:${port};
+    proxy_pass 127.0.0.1:${backendPort};
+    proxy_timeout 1h;
+  }
+}
+`,
+    );
+    const proc = await start("nginx-stream", "nginx", [
+      "-c",
+      cfg,
+      "-e",
+      `${dir}/nginx-stream-${port}.log`,
+      "-g",
+      "daemon off;",
+    ]);
+    await started(proc, port);
+    return running(port, [proc], true);
+  },
+};
+
+/** A tiny nginx HTTP backend answering `ok` on every path; keep-alive without limits. */
+export async function startHttpBackend(dir: string): Promise<Running> {
+  const port = freePort();
+  const cfg = `${dir}/nginx-http-${port}.conf`;
+  await Deno.writeTextFile(
+    cfg,
+    `worker_processes 1;
+worker_rlimit_nofile ${await fdLimit()};
+pid ${dir}/nginx-http-${port}.pid;
+error_log ${dir}/nginx-http-${port}.log warn;
+events { worker_connections ${(await fdLimit()) - 100}; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 1h;
+  client_header_timeout 1h;
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / { return 200 "ok\\n"; }
+  }
+}
+`,
+  );
+  const proc = await start("nginx-http", "nginx", [
+    "-c",
+    cfg,
+    "-e",
+    `${dir}/nginx-http-${port}.log`,
+    "-g",
+    "daemon off;",
+  ]);
+  await started(proc, port);
+  return running(port, [proc], true);
+}
+
+/** `iperf3 -s` on a free port. */
+export async function startIperfServer(): Promise<Running> {
+  const port = freePort();
+  const proc = await start("iperf3-server", "iperf3", ["-s", "-p", String(port)]);
+  await started(proc, port);
+  return running(port, [proc]);
+}

@@ -1,0 +1,28 @@
+/**
+ * Medians and spreads of repeated measurements.
+ *
+ * @module
+ */
+
+/** The median of `values` (NaN when empty). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Spread of `values` around their median, as (max - min) / median (0 for one value). */
+export function spread(values: readonly number[]): number {
+  if (values.length < 2) return 0;
+  const m = median(values);
+  return m === 0 ? 0 : (Math.max(...values) - Math.min(...values)) / Math.abs(m);
+}
+
+/** The `q` quantile (0..1) of `values`, nearest rank (NaN when empty). */
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[rank];
+}

@@ -1,0 +1,464 @@
+/**
+ * `deno task bench`: l4chat against HAProxy and nginx on loopback, in one run. See
+ * `docs/benchmarks.md` for what it measures and the latest figures.
+ *
+ * Usage: deno task bench [--quick] [--reps N] [--seconds S] [--only proxy|memory|chat]
+ *
+ * Every contender is started and stopped by PID, every step has a time limit, repetitions
+ * are interleaved across contenders (the order rotates each repetition), and the table gives
+ * medians, spreads and ratios to HAProxy measured in the same run. Raw samples go to
+ * `bench-results/<time>.json` (git-ignored).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  BUN,
+  type Contender,
+  ensurePackage,
+  haproxy,
+  l4chatBun,
+  l4chatDeno,
+  nginxStream,
+  noProxy,
+  type Running,
+  startHttpBackend,
+  startIperfServer,
+  versionOf,
+} from "./_contenders.ts";
+import {
+  cpuSeconds,
+  fdLimit,
+  freePort,
+  type Proc,
+  rssBytes,
+  sleep,
+  snapshot,
+  start,
+  stop,
+  stopAll,
+  stopAllBut,
+  waitForPort,
+} from "./_procs.ts";
+import { median, spread } from "./_stats.ts";
+import { runIperf, runWrk } from "./_tools.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    quick: { type: "boolean", default: false },
+    reps: { type: "string" },
+    seconds: { type: "string" },
+    only: { type: "string", multiple: true },
+  },
+});
+const QUICK = values.quick;
+const REPS = Number(values.reps ?? (QUICK ? 1 : 3));
+const SECONDS = Number(values.seconds ?? (QUICK ? 1 : 5));
+const CHAT_SECONDS = QUICK ? 1 : 3;
+const CHAT_CLIENTS = QUICK ? [10, 100] : [10, 100, 1000];
+const CHAT_RATE = 5000;
+const WRK_CONNECTIONS = 50;
+const ONLY = new Set(values.only ?? ["proxy", "memory", "chat"]);
+
+/** One measurement: metric name to value. */
+type Sample = Record<string, number>;
+/** Samples per contender per group. */
+const samples: Record<string, Record<string, Sample[]>> = {};
+
+function record(group: string, contender: string, sample: Sample): void {
+  ((samples[group] ??= {})[contender] ??= []).push(sample);
+  const text = Object.entries(sample).map(([k, v]) => `${k}=${format(v)}`).join(" ");
+  console.error(`  ${group} ${contender}: ${text}`);
+}
+
+function format(value: number): string {
+  if (!Number.isFinite(value)) return "-";
+  const abs = Math.abs(value);
+  if (abs >= 1e6) return `${(value / 1e6).toFixed(2)}M`;
+  if (abs >= 1e4) return `${(value / 1e3).toFixed(1)}k`;
+  if (abs >= 100) return value.toFixed(0);
+  if (abs >= 10) return value.toFixed(1);
+  return value.toFixed(2);
+}
+
+/** Runs `step`, killing its processes if it fails or passes `timeoutMs`. */
+async function bounded<T>(
+  what: string,
+  timeoutMs: number,
+  step: () => Promise<T>,
+): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const kept = snapshot();
+  try {
+    return await Promise.race([
+      step(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } catch (err) {
+    console.error(`bench: ${what} failed: ${(err as Error).message}`);
+    return undefined;
+  } finally {
+    clearTimeout(timer);
+    await stopAllBut(kept);
+  }
+}
+
+/** Rotates `list` by `by` places, so each repetition starts with another contender. */
+function rotate<T>(list: readonly T[], by: number): T[] {
+  const k = by % list.length;
+  return [...list.slice(k), ...list.slice(0, k)];
+}
+
+async function bulkAndHttp(contender: Contender, iperfPort: number, httpPort: number, dir: string) {
+  const bulk = await contender.start(iperfPort, dir);
+  try {
+    const cpu0 = cpuSeconds(bulk.pids());
+    const one = await runIperf(bulk.port, 1, SECONDS);
+    const cpu = cpuSeconds(bulk.pids()) - cpu0;
+    const four = await runIperf(bulk.port, 4, SECONDS);
+    record("bulk", contender.name, {
+      gbps1: one.bitsPerSecond / 1e9,
+      gbps4: four.bitsPerSecond / 1e9,
+      cpuSecPerGB: contender === noProxy ? NaN : cpu / (one.bytes / 1e9),
+    });
+  } finally {
+    await bulk.stop();
+  }
+  const http = await contender.start(httpPort, dir);
+  try {
+    const keep = await runWrk(http.port, { seconds: SECONDS, connections: WRK_CONNECTIONS });
+    const fresh = await runWrk(http.port, {
+      seconds: SECONDS,
+      connections: WRK_CONNECTIONS,
+      close: true,
+    });
+    record("http", contender.name, {
+      keepaliveRps: keep.requestsPerSecond,
+      keepaliveP50Ms: keep.p50Ms,
+      keepaliveP99Ms: keep.p99Ms,
+      newConnPerSec: fresh.requestsPerSecond,
+      errors: keep.errors + fresh.errors,
+    });
+  } finally {
+    await http.stop();
+  }
+}
+
+/** Reads `holder`'s stdout lines. */
+function lineReader(proc: Proc): () => Promise<string | undefined> {
+  const reader = proc.child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  return async () => {
+    while (!buffered.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) return undefined;
+      buffered += value;
+    }
+    const at = buffered.indexOf("\n");
+    const out = buffered.slice(0, at);
+    buffered = buffered.slice(at + 1);
+    return out;
+  };
+}
+
+async function say(proc: Proc, text: string): Promise<void> {
+  const writer = proc.child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  writer.releaseLock();
+}
+
+async function idleMemory(contender: Contender, httpPort: number, dir: string, counts: number[]) {
+  const proxy: Running = await contender.start(httpPort, dir);
+  let holder: Proc | undefined;
+  try {
+    // Let the runtime finish starting up (JIT, first GC) before the baseline.
+    await sleep(1000);
+    const rss0 = rssBytes(proxy.pids());
+    holder = await start("idle-client", Deno.execPath(), [
+      "run",
+      "--quiet",
+      "--allow-net",
+      `${ROOT}bench/idle_client.ts`,
+      String(proxy.port),
+      counts.join(","),
+    ], { pipeStdout: true, pipeStdin: true });
+    const next = lineReader(holder);
+    const sample: Sample = { idleRssMB: rss0 / 1e6 };
+    for (const count of counts) {
+      const line = await next();
+      if (line !== `held ${count}`) throw new Error(`idle client: ${line} (${holder.stderr()})`);
+      await sleep(1500);
+      sample[`bytesPerConn${count}`] = (rssBytes(proxy.pids()) - rss0) / count;
+      await say(holder, "next\n");
+    }
+    record("memory", contender.name, sample);
+  } finally {
+    if (holder !== undefined) await stop(holder);
+    await proxy.stop();
+  }
+}
+
+async function chatLoad(
+  port: number,
+  clients: number,
+  options: { rate: number; stalled: boolean },
+  onJoined?: () => void,
+) {
+  const args = [
+    "run",
+    "--quiet",
+    "--allow-net",
+    `${ROOT}bench/chat_load.ts`,
+    "--port",
+    String(port),
+    "--clients",
+    String(clients),
+    "--seconds",
+    String(CHAT_SECONDS),
+    "--rate",
+    String(options.rate),
+  ];
+  if (options.stalled) args.push("--stalled");
+  const proc = await start("chat-load", Deno.execPath(), args, {
+    pipeStdout: true,
+    pipeStdin: true,
+  });
+  try {
+    const next = lineReader(proc);
+    const joined = await next();
+    if (joined !== "joined") throw new Error(`chat load: ${joined} ${proc.stderr()}`);
+    onJoined?.();
+    await say(proc, "go\n");
+    const result = await next();
+    if (result === undefined) throw new Error(`chat load ended: ${proc.stderr()}`);
+    return JSON.parse(result);
+  } finally {
+    await stop(proc);
+  }
+}
+
+async function chat(runtime: "deno" | "bun", clients: number) {
+  const port = freePort();
+  const servArgs = ["serv", String(port), "--max-clients", "5000", "--log-level", "warn"];
+  const proc = runtime === "deno"
+    ? await start("serv-deno", Deno.execPath(), [
+      "run",
+      "--quiet",
+      "--allow-net",
+      `${ROOT}main.ts`,
+      ...servArgs,
+    ])
+    : await start("serv-bun", BUN, [`${ROOT}main.ts`, ...servArgs]);
+  try {
+    await waitForPort(port);
+    await sleep(500);
+    const rss0 = rssBytes([proc.pid]);
+    let rssJoined = NaN;
+    const saturated = await chatLoad(port, clients, { rate: 0, stalled: false }, () => {
+      rssJoined = rssBytes([proc.pid]);
+    });
+    const saturatedStalled = await chatLoad(port, clients, { rate: 0, stalled: true });
+    const paced = await chatLoad(port, clients, { rate: CHAT_RATE, stalled: false });
+    const pacedStalled = await chatLoad(port, clients, { rate: CHAT_RATE, stalled: true });
+    record(`chat-${clients}`, `serv-${runtime}`, {
+      linesPerSec: saturated.linesPerSecond,
+      linesPerSecStalled: saturatedStalled.linesPerSecond,
+      p50Ms: paced.p50Ms,
+      p99Ms: paced.p99Ms,
+      p99MsStalled: pacedStalled.p99Ms,
+      deliveredAtRate: paced.linesPerSecond,
+      rssPerClientKB: (rssJoined - rss0) / clients / 1e3,
+      stalledEvicted: saturatedStalled.stalledEvicted ? 1 : 0,
+    });
+  } finally {
+    await stop(proc);
+  }
+}
+
+async function machine(): Promise<Record<string, string>> {
+  const cpu = (await Deno.readTextFile("/proc/cpuinfo")).match(/model name\s*:\s*(.*)/)?.[1] ?? "";
+  const load = (await Deno.readTextFile("/proc/loadavg")).trim();
+  return {
+    nproc: String(navigator.hardwareConcurrency),
+    cpu,
+    kernel: Deno.osRelease(),
+    loadavgAtStart: load,
+    deno: Deno.version.deno,
+    bun: await versionOf(BUN, ["--version"]),
+    haproxy: await versionOf("haproxy", ["-v"]),
+    nginx: await versionOf("nginx", ["-v"]),
+    iperf3: await versionOf("iperf3", ["--version"]),
+    wrk: await versionOf("wrk", ["--version"]),
+  };
+}
+
+function table(
+  groups: string[],
+  metrics: [string, string, "higher" | "lower"][],
+  reference?: string,
+): string {
+  const rows: string[] = [];
+  const contenders = [...new Set(groups.flatMap((g) => Object.keys(samples[g] ?? {})))];
+  rows.push(`| contender | ${metrics.map(([, label]) => label).join(" | ")} |`);
+  rows.push(`|---|${metrics.map(() => "---:").join("|")}|`);
+  for (const name of contenders) {
+    const cells = metrics.map(([key]) => {
+      const group = groups.find((g) => samples[g]?.[name]?.some((s) => key in s));
+      if (group === undefined) return "-";
+      const list = samples[group][name].map((s) => s[key]).filter(Number.isFinite);
+      if (list.length === 0) return "-";
+      const m = median(list);
+      let cell = `${format(m)} ±${(spread(list) * 50).toFixed(0)}%`;
+      if (reference !== undefined && name !== reference) {
+        const refList = (samples[group][reference] ?? []).map((s) => s[key]).filter(
+          Number.isFinite,
+        );
+        const ref = median(refList);
+        if (Number.isFinite(ref) && ref !== 0) cell += ` (${(m / ref).toFixed(2)}x)`;
+      }
+      return cell;
+    });
+    rows.push(`| ${name} | ${cells.join(" | ")} |`);
+  }
+  return rows.join("\n");
+}
+
+async function main(): Promise<void> {
+  const command = `deno task bench ${Deno.args.join(" ")}`.trim();
+  const dir = await Deno.makeTempDir({ prefix: "l4chat-bench-" });
+  const limit = await fdLimit();
+  // Each proxied connection holds two descriptors in the proxy.
+  const most = Math.min(10_000, Math.floor((limit - 200) / 2));
+  const counts = QUICK ? [500, 2000] : [2000, most];
+  if (most < 10_000) {
+    console.error(
+      `bench: file-descriptor hard limit ${limit}: holding ${most}, not 10,000, idle connections`,
+    );
+  }
+  const haveIperf = await ensurePackage("iperf3", { cmd: "iperf3" });
+  const haveWrk = await ensurePackage("wrk", { cmd: "wrk" });
+  const haveNginx = await ensurePackage("nginx", { cmd: "nginx" });
+  const haveStream = haveNginx &&
+    await ensurePackage("libnginx-mod-stream", {
+      path: "/usr/lib/nginx/modules/ngx_stream_module.so",
+    });
+  const haveHaproxy = await ensurePackage("haproxy", { cmd: "haproxy" });
+  const haveBun = await Deno.stat(BUN).then(() => true, () => false);
+  if (!haveBun) {
+    console.error("bench: no Bun in node_modules (run deno install); skipping l4chat-bun");
+  }
+  const contenders = [
+    noProxy,
+    l4chatDeno,
+    ...(haveBun ? [l4chatBun] : []),
+    ...(haveHaproxy ? [haproxy] : []),
+    ...(haveStream ? [nginxStream] : []),
+  ];
+  const info = await machine();
+  console.error(`bench: ${JSON.stringify(info)}`);
+  console.error(
+    `bench: ${REPS} repetition(s), ${SECONDS} s per proxy run, ${CHAT_SECONDS} s per chat run`,
+  );
+
+  const backends: Running[] = [];
+  try {
+    const iperf = haveIperf ? await startIperfServer() : undefined;
+    if (iperf) backends.push(iperf);
+    const http = haveNginx ? await startHttpBackend(dir) : undefined;
+    if (http) backends.push(http);
+    for (let rep = 0; rep < REPS; rep++) {
+      console.error(`bench: repetition ${rep + 1} of ${REPS}`);
+      if (ONLY.has("proxy") && iperf && http && haveWrk) {
+        for (const contender of rotate(contenders, rep)) {
+          await bounded(
+            `${contender.name} bulk/http`,
+            (SECONDS * 4 + 90) * 1000,
+            () => bulkAndHttp(contender, iperf.port, http.port, dir),
+          );
+        }
+      }
+      if (ONLY.has("memory") && http) {
+        for (const contender of rotate(contenders.filter((c) => c !== noProxy), rep)) {
+          await bounded(
+            `${contender.name} memory`,
+            120_000,
+            () => idleMemory(contender, http.port, dir, counts),
+          );
+        }
+      }
+      if (ONLY.has("chat")) {
+        for (const clients of CHAT_CLIENTS) {
+          for (
+            const runtime of rotate(haveBun ? ["deno", "bun"] as const : ["deno"] as const, rep)
+          ) {
+            await bounded(`serv-${runtime} chat ${clients}`, 180_000, () => chat(runtime, clients));
+          }
+        }
+      }
+    }
+  } finally {
+    for (const backend of backends) await backend.stop();
+    await stopAll();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+
+  const ref = haveHaproxy ? "haproxy" : undefined;
+  const proxyTable = table(["bulk", "http"], [
+    ["gbps1", "bulk 1 stream Gbit/s", "higher"],
+    ["gbps4", "bulk 4 streams Gbit/s", "higher"],
+    ["cpuSecPerGB", "CPU-s/GB", "lower"],
+    ["keepaliveRps", "keep-alive req/s", "higher"],
+    ["keepaliveP50Ms", "p50 ms", "lower"],
+    ["keepaliveP99Ms", "p99 ms", "lower"],
+    ["newConnPerSec", "new conn/s", "higher"],
+  ], ref);
+  const memoryTable = table(["memory"], [
+    ["idleRssMB", "RSS at rest MB", "lower"],
+    ...counts.map((n) =>
+      [`bytesPerConn${n}`, `bytes/conn at ${n}`, "lower"] as [string, string, "lower"]
+    ),
+  ], ref);
+  const chatGroups = CHAT_CLIENTS.map((n) => `chat-${n}`);
+  const chatRows = chatGroups.map((group) =>
+    `\n${group.replace("chat-", "")} clients:\n\n` + table([group], [
+      ["linesPerSec", "lines/s delivered (saturated)", "higher"],
+      ["linesPerSecStalled", "same, 1 client not reading", "higher"],
+      ["p50Ms", `p50 ms at ${CHAT_RATE}/s`, "lower"],
+      ["p99Ms", `p99 ms at ${CHAT_RATE}/s`, "lower"],
+      ["p99MsStalled", "p99 ms, 1 not reading", "lower"],
+      ["rssPerClientKB", "RSS/client KB", "lower"],
+    ])
+  ).join("\n");
+  const report = `Proxies (median ±half-spread, ratio to HAProxy):\n\n${proxyTable}\n\n` +
+    `Memory per idle proxied connection:\n\n${memoryTable}\n\nChat fan-out (l4chat serv):\n${chatRows}\n`;
+  console.log(report);
+  await Deno.mkdir(`${ROOT}bench-results`, { recursive: true });
+  const file = `${ROOT}bench-results/${new Date().toISOString().replaceAll(":", "-")}.json`;
+  info.loadavgAtEnd = (await Deno.readTextFile("/proc/loadavg")).trim();
+  await Deno.writeTextFile(
+    file,
+    JSON.stringify(
+      { command, machine: info, reps: REPS, seconds: SECONDS, samples, report },
+      null,
+      2,
+    ),
+  );
+  console.error(`bench: results in ${file}`);
+}
+
+const onSignal = () => {
+  stopAll().finally(() => Deno.exit(130));
+};
+Deno.addSignalListener("SIGINT", onSignal);
+Deno.addSignalListener("SIGTERM", onSignal);
+try {
+  await main();
+} finally {
+  await stopAll();
+  Deno.removeSignalListener("SIGINT", onSignal);
+  Deno.removeSignalListener("SIGTERM", onSignal);
+}
