@@ -12,7 +12,7 @@ import {
   type RelayOptions,
   type RelayResult,
 } from "./mod.ts";
-import { RELAY_BUFFER_MAX, RELAY_BUFFER_MIN } from "./_buffer.ts";
+import { giveLargeBuffer, RELAY_BUFFER_MIN, takeLargeBuffer } from "./_buffer.ts";
 
 const DENO_ERROR_CODES: Record<string, NetErrorCode> = {
   ConnectionRefused: "ConnectionRefused",
@@ -50,19 +50,26 @@ function toAddr(addr: Deno.Addr): Addr {
 
 class DenoConn implements Conn {
   readonly inner: Deno.TcpConn;
-  readonly localAddr: Addr;
-  readonly remoteAddr: Addr;
+  // Made on first use: an idle proxied connection should hold as little as possible.
+  #localAddr: Addr | undefined;
+  #remoteAddr: Addr | undefined;
   #closed = false;
 
   constructor(inner: Deno.TcpConn) {
     this.inner = inner;
-    this.localAddr = toAddr(inner.localAddr);
-    this.remoteAddr = toAddr(inner.remoteAddr);
     try {
       inner.setNoDelay(true);
     } catch {
       // The peer may already have reset the connection; the first read will say so.
     }
+  }
+
+  get localAddr(): Addr {
+    return this.#localAddr ??= toAddr(this.inner.localAddr);
+  }
+
+  get remoteAddr(): Addr {
+    return this.#remoteAddr ??= toAddr(this.inner.remoteAddr);
   }
 
   async read(buf: Uint8Array): Promise<number | null> {
@@ -140,8 +147,9 @@ class DenoListener implements Listener {
 }
 
 /**
- * Copies `src` to `dst` until end of stream, then half-closes `dst`. The buffer starts small,
- * so an idle connection holds little memory, and doubles while reads fill it (bulk flows).
+ * Copies `src` to `dst` until end of stream, then half-closes `dst`. Reads go into a small
+ * buffer while the flow is idle or chatty, and into a pooled large one while reads fill the
+ * buffer (bulk); see `_buffer.ts`. Nothing here allocates per chunk but the write's view.
  */
 async function pump(
   src: Deno.TcpConn,
@@ -152,15 +160,26 @@ async function pump(
 ): Promise<void> {
   const key = direction === "up" ? "bytesUp" : "bytesDown";
   const onChunk = options?.onChunk;
-  let buf = new Uint8Array(RELAY_BUFFER_MIN);
-  while (true) {
-    const n = await src.read(buf);
-    if (n === null) break;
-    let written = 0;
-    while (written < n) written += await dst.write(buf.subarray(written, n));
-    counters[key] += n;
-    if (onChunk !== undefined) onChunk(direction, n);
-    if (n === buf.length && buf.length < RELAY_BUFFER_MAX) buf = new Uint8Array(buf.length * 2);
+  const small = new Uint8Array(RELAY_BUFFER_MIN);
+  let buf = small;
+  try {
+    while (true) {
+      const n = await src.read(buf);
+      if (n === null) break;
+      let written = await dst.write(n === buf.length ? buf : buf.subarray(0, n));
+      while (written < n) written += await dst.write(buf.subarray(written, n));
+      counters[key] += n;
+      if (onChunk !== undefined) onChunk(direction, n);
+      if (n === buf.length) {
+        if (buf === small) buf = takeLargeBuffer();
+      } else if (buf !== small) {
+        // Drained: wait for the next data in the small buffer, not in a large one.
+        giveLargeBuffer(buf);
+        buf = small;
+      }
+    }
+  } finally {
+    if (buf !== small) giveLargeBuffer(buf);
   }
   try {
     await dst.closeWrite();
