@@ -3,6 +3,7 @@
  * `docs/benchmarks.md` for what it measures and the latest figures.
  *
  * Usage: deno task bench [--quick] [--reps N] [--seconds S] [--only proxy|memory|chat]
+ * [--contender none,l4chat-deno,l4chat-bun,haproxy,nginx] [--clients 10,100,1000]
  *
  * Every contender is started and stopped by PID, every step has a time limit, repetitions
  * are interleaved across contenders (the order rotates each repetition), and the table gives
@@ -51,13 +52,19 @@ const { values } = parseArgs({
     reps: { type: "string" },
     seconds: { type: "string" },
     only: { type: "string", multiple: true },
+    contender: { type: "string", multiple: true },
+    clients: { type: "string" },
   },
 });
 const QUICK = values.quick;
 const REPS = Number(values.reps ?? (QUICK ? 1 : 3));
 const SECONDS = Number(values.seconds ?? (QUICK ? 1 : 5));
 const CHAT_SECONDS = QUICK ? 1 : 3;
-const CHAT_CLIENTS = QUICK ? [10, 100] : [10, 100, 1000];
+const CHAT_CLIENTS = values.clients !== undefined
+  ? values.clients.split(",").map(Number)
+  : QUICK
+  ? [10, 100]
+  : [10, 100, 1000];
 const CHAT_RATE = 5000;
 const WRK_CONNECTIONS = 50;
 const ONLY = new Set(values.only ?? ["proxy", "memory", "chat"]);
@@ -358,6 +365,10 @@ async function main(): Promise<void> {
     ...(haveHaproxy ? [haproxy] : []),
     ...(haveStream ? [nginxStream] : []),
   ];
+  if (values.contender !== undefined) {
+    const wanted = new Set(values.contender.flatMap((list) => list.split(",")));
+    contenders.splice(0, contenders.length, ...contenders.filter((c) => wanted.has(c.name)));
+  }
   const info = await machine();
   console.error(`bench: ${JSON.stringify(info)}`);
   console.error(
@@ -392,9 +403,10 @@ async function main(): Promise<void> {
       }
       if (ONLY.has("chat")) {
         for (const clients of CHAT_CLIENTS) {
-          for (
-            const runtime of rotate(haveBun ? ["deno", "bun"] as const : ["deno"] as const, rep)
-          ) {
+          const runtimes = (["deno", "bun"] as const).filter((runtime) =>
+            contenders.some((c) => c.name === `l4chat-${runtime}`)
+          );
+          for (const runtime of rotate(runtimes, rep)) {
             await bounded(`serv-${runtime} chat ${clients}`, 180_000, () => chat(runtime, clients));
           }
         }
