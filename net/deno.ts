@@ -12,7 +12,16 @@ import {
   type RelayOptions,
   type RelayResult,
 } from "./mod.ts";
-import { giveLargeBuffer, RELAY_BUFFER_MIN, takeLargeBuffer } from "./_buffer.ts";
+import {
+  giveLargeBuffer,
+  RELAY_BUFFER_CLASSES,
+  RELAY_BUFFER_MIN,
+  takeLargeBuffer,
+} from "./_buffer.ts";
+
+const TOP_LEVEL = RELAY_BUFFER_CLASSES.length - 1;
+/** A read at least this large that does not fill the buffer still means a bulk flow. */
+const STREAMING_BYTES = 32 * 1024;
 
 const DENO_ERROR_CODES: Record<string, NetErrorCode> = {
   ConnectionRefused: "ConnectionRefused",
@@ -148,8 +157,9 @@ class DenoListener implements Listener {
 
 /**
  * Copies `src` to `dst` until end of stream, then half-closes `dst`. Reads go into a small
- * buffer while the flow is idle or chatty, and into a pooled large one while reads fill the
- * buffer (bulk); see `_buffer.ts`. Nothing here allocates per chunk but the write's view.
+ * buffer while the flow is idle or chatty, and into pooled large ones, sized up while reads
+ * fill them, during bulk transfers; see `_buffer.ts`. Nothing here allocates per chunk but
+ * the write's view.
  */
 async function pump(
   src: Deno.TcpConn,
@@ -162,6 +172,7 @@ async function pump(
   const onChunk = options?.onChunk;
   const small = new Uint8Array(RELAY_BUFFER_MIN);
   let buf = small;
+  let level = 0;
   try {
     while (true) {
       const n = await src.read(buf);
@@ -170,16 +181,26 @@ async function pump(
       while (written < n) written += await dst.write(buf.subarray(written, n));
       counters[key] += n;
       if (onChunk !== undefined) onChunk(direction, n);
-      if (n === buf.length) {
-        if (buf === small) buf = takeLargeBuffer();
-      } else if (buf !== small) {
-        // Drained: wait for the next data in the small buffer, not in a large one.
-        giveLargeBuffer(buf);
+      if (buf === small) {
+        if (n === buf.length) buf = takeLargeBuffer(level);
+      } else if (n === buf.length) {
+        if (level < TOP_LEVEL) {
+          giveLargeBuffer(buf, level);
+          buf = takeLargeBuffer(++level);
+        }
+      } else if (n < STREAMING_BYTES) {
+        // Drained and slowing down: wait for the next data in the small buffer, not in a
+        // large one (an idle connection holds no large buffer).
+        giveLargeBuffer(buf, level);
+        if (level > 0) level--;
         buf = small;
+      } else if (n < buf.length >> 2 && level > 0) {
+        giveLargeBuffer(buf, level);
+        buf = takeLargeBuffer(--level);
       }
     }
   } finally {
-    if (buf !== small) giveLargeBuffer(buf);
+    if (buf !== small) giveLargeBuffer(buf, level);
   }
   try {
     await dst.closeWrite();
