@@ -85,6 +85,10 @@ class BunConn implements Conn {
   #wake: (() => void) | undefined;
   /** Writes waiting for `drain`: settled with false when the connection closes. */
   #writers = new Set<(drained: boolean) => void>();
+  /** Set while {@linkcode relay} owns this socket: chunks go straight to it, unqueued. */
+  #sink: Sink | undefined;
+  /** Set by {@linkcode relay}: told once of any failure, even after the read side ended. */
+  onFail: ((err: NetError) => void) | undefined;
 
   constructor(socket: Socket) {
     this.socket = socket;
@@ -92,6 +96,10 @@ class BunConn implements Conn {
     this.remoteAddr = { hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
     socket.setNoDelay(true);
     socket.on("data", (chunk: Uint8Array) => {
+      if (this.#sink !== undefined) {
+        this.#sink.data(chunk);
+        return;
+      }
       this.#chunks.push(chunk);
       this.#queued += chunk.length;
       if (this.#queued >= READ_HIGH_WATER) socket.pause();
@@ -116,6 +124,33 @@ class BunConn implements Conn {
     const wake = this.#wake;
     this.#wake = undefined;
     wake?.();
+    const onFail = this.onFail;
+    if (onFail !== undefined && this.#error !== undefined) {
+      this.onFail = undefined;
+      onFail(this.#error);
+    }
+    const sink = this.#sink;
+    if (sink === undefined) return;
+    // As readChunk(): closed here is never a clean end; otherwise end of stream comes first.
+    if (this.#closed || (this.#error !== undefined && !this.#eof)) {
+      this.#sink = undefined;
+      sink.error(this.#error ?? new NetError("Closed", "connection closed"));
+    } else if (this.#eof) {
+      this.#sink = undefined;
+      sink.end();
+    }
+  }
+
+  /**
+   * Hands every chunk from now on to `sink` as it arrives, after those already queued, then
+   * `sink.end()` at end of stream or `sink.error()` on failure. For {@linkcode relay} only.
+   */
+  drainTo(sink: Sink): void {
+    for (const chunk of this.#chunks.splice(0)) sink.data(chunk);
+    this.#queued = 0;
+    if (this.socket.isPaused()) this.socket.resume();
+    this.#sink = sink;
+    this.#notify();
   }
 
   /** The next queued chunk as it arrived, or null at end of stream. One reader at a time. */
@@ -248,11 +283,19 @@ class BunListener implements Listener {
   }
 }
 
+/** Where a relayed socket's chunks go (see {@linkcode BunConn.drainTo}). */
+interface Sink {
+  data(chunk: Uint8Array): void;
+  end(): void;
+  error(err: NetError): void;
+}
+
 /**
- * Copies `src` to `dst` until end of stream, then half-closes `dst`. Chunks go on as they
- * arrived; a full `dst` pauses the copy until it drains, and `src` pauses while unread.
+ * Copies `src` to `dst` until end of stream, then half-closes `dst`. Push-based, as Node's
+ * `pipe`: each chunk is written as it arrives, with no promise or buffer per chunk; when
+ * `dst` cannot take more, `src` is paused until `dst` drains.
  */
-async function pump(
+function pump(
   src: BunConn,
   dst: BunConn,
   counters: RelayCounters,
@@ -261,18 +304,28 @@ async function pump(
 ): Promise<void> {
   const key = direction === "up" ? "bytesUp" : "bytesDown";
   const onChunk = options?.onChunk;
-  while (true) {
-    const chunk = await src.readChunk();
-    if (chunk === null) break;
-    await dst.write(chunk);
-    counters[key] += chunk.length;
-    if (onChunk !== undefined) onChunk(direction, chunk.length);
-  }
-  await dst.closeWrite();
-  options?.onEnd?.(direction);
+  const resume = () => src.socket.resume();
+  return new Promise((resolve, reject) => {
+    src.drainTo({
+      data(chunk) {
+        counters[key] += chunk.length;
+        if (onChunk !== undefined) onChunk(direction, chunk.length);
+        if (!dst.socket.write(chunk)) {
+          src.socket.pause();
+          dst.socket.once("drain", resume);
+        }
+      },
+      end() {
+        dst.closeWrite();
+        options?.onEnd?.(direction);
+        resolve();
+      },
+      error: reject,
+    });
+  });
 }
 
-async function relay(
+function relay(
   a: Conn,
   b: Conn,
   counters: RelayCounters,
@@ -282,16 +335,23 @@ async function relay(
   const cb = b as BunConn;
   let error: NetError | undefined;
   const fail = (err: unknown) => {
-    // The first failure wins; closing both sides ends the other direction's pending read.
+    // The first failure wins; closing both sides ends the other direction too.
     if (error === undefined) error = toNetError(err);
     a.close();
     b.close();
   };
-  await Promise.all([
+  // A write that fails shows up as an error on the written socket, whose own read side may
+  // have ended already.
+  ca.onFail = fail;
+  cb.onFail = fail;
+  return Promise.all([
     pump(ca, cb, counters, "up", options).catch(fail),
     pump(cb, ca, counters, "down", options).catch(fail),
-  ]);
-  return error === undefined ? {} : { error };
+  ]).then(() => {
+    ca.onFail = undefined;
+    cb.onFail = undefined;
+    return error === undefined ? {} : { error };
+  });
 }
 
 function connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Conn> {
