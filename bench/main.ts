@@ -4,6 +4,7 @@
  *
  * Usage: deno task bench [--quick] [--reps N] [--seconds S] [--only proxy|memory|chat]
  * [--contender none,l4chat-deno,l4chat-bun,haproxy,nginx] [--clients 10,100,1000]
+ * deno task bench --report bench-results/<time>.json (prints the tables of a saved run)
  *
  * Every contender is started and stopped by PID, every step has a time limit, repetitions
  * are interleaved across contenders (the order rotates each repetition), and the table gives
@@ -54,6 +55,7 @@ const { values } = parseArgs({
     only: { type: "string", multiple: true },
     contender: { type: "string", multiple: true },
     clients: { type: "string" },
+    report: { type: "string" },
   },
 });
 const QUICK = values.quick;
@@ -334,6 +336,120 @@ function table(
   return rows.join("\n");
 }
 
+/** The median of `key` in `group` for `contender`, NaN if none. */
+function med(group: string, contender: string, key: string): number {
+  return median((samples[group]?.[contender] ?? []).map((s) => s[key]).filter(Number.isFinite));
+}
+
+/** One target line: `value` against `limit`, met or not. */
+function target(label: string, value: number, op: ">=" | "<=", limit: number, unit = "x"): string {
+  if (!Number.isFinite(value)) {
+    return `| ${label} | - | ${op} ${format(limit)}${unit} | not measured |`;
+  }
+  const met = op === ">=" ? value >= limit : value <= limit;
+  return `| ${label} | ${format(value)}${unit} | ${op} ${format(limit)}${unit} | ${
+    met ? "met" : "**not met**"
+  } |`;
+}
+
+/** The tables of everything in `samples`, and the issue's targets checked against them. */
+function render(): string {
+  const ref = "haproxy";
+  const proxyTable = table(["bulk", "http"], [
+    ["gbps1", "bulk 1 stream Gbit/s", "higher"],
+    ["gbps4", "bulk 4 streams Gbit/s", "higher"],
+    ["cpuSecPerGB", "CPU-s/GB", "lower"],
+    ["keepaliveRps", "keep-alive req/s", "higher"],
+    ["keepaliveP50Ms", "p50 ms", "lower"],
+    ["keepaliveP99Ms", "p99 ms", "lower"],
+    ["newConnPerSec", "new conn/s", "higher"],
+  ], ref);
+  const counts = [
+    ...new Set(
+      Object.values(samples.memory ?? {}).flatMap((list) =>
+        list.flatMap((s) => Object.keys(s).filter((k) => k.startsWith("bytesPerConn")))
+      ),
+    ),
+  ].map((key) => Number(key.slice("bytesPerConn".length))).sort((a, b) => a - b);
+  const memoryTable = table(["memory"], [
+    ["idleRssMB", "RSS at rest MB", "lower"],
+    ...counts.map((n) =>
+      [`bytesPerConn${n}`, `bytes/conn at ${n}`, "lower"] as [string, string, "lower"]
+    ),
+  ], ref);
+  const chatGroups = Object.keys(samples).filter((g) => g.startsWith("chat-"))
+    .sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
+  const chatRows = chatGroups.map((group) =>
+    `\n${group.replace("chat-", "")} clients:\n\n` + table([group], [
+      ["linesPerSec", "lines/s delivered (saturated)", "higher"],
+      ["linesPerSecStalled", "same, 1 client not reading", "higher"],
+      ["p50Ms", `p50 ms at ${CHAT_RATE}/s`, "lower"],
+      ["p99Ms", `p99 ms at ${CHAT_RATE}/s`, "lower"],
+      ["p99MsStalled", "p99 ms, 1 not reading", "lower"],
+      ["rssPerClientKB", "RSS/client KB", "lower"],
+    ])
+  ).join("\n");
+  const targets: string[] = ["| target | measured | limit | |", "|---|---:|---:|---|"];
+  for (const runtime of ["deno", "bun"]) {
+    const name = `l4chat-${runtime}`;
+    if (samples.bulk?.[name] === undefined && samples.memory?.[name] === undefined) continue;
+    const ratio = (group: string, key: string) => med(group, name, key) / med(group, ref, key);
+    targets.push(target(`${name} bulk 1 stream / HAProxy`, ratio("bulk", "gbps1"), ">=", 1.5));
+    targets.push(
+      target(
+        `${name} bulk 1 stream / no proxy`,
+        med("bulk", name, "gbps1") / med("bulk", "none", "gbps1"),
+        ">=",
+        0.7,
+      ),
+    );
+    targets.push(target(`${name} CPU-s/GB / HAProxy`, ratio("bulk", "cpuSecPerGB"), "<=", 0.6));
+    targets.push(
+      target(`${name} keep-alive req/s / HAProxy`, ratio("http", "keepaliveRps"), ">=", 1),
+    );
+    targets.push(
+      target(`${name} keep-alive p99 / HAProxy`, ratio("http", "keepaliveP99Ms"), "<=", 1.5),
+    );
+    targets.push(target(`${name} new conn/s / HAProxy`, ratio("http", "newConnPerSec"), ">=", 1));
+    for (const n of counts) {
+      targets.push(
+        target(
+          `${name} bytes per idle connection at ${n}`,
+          med("memory", name, `bytesPerConn${n}`) / 1000,
+          "<=",
+          runtime === "deno" ? 20 : 6,
+          " KB",
+        ),
+      );
+    }
+  }
+  for (const runtime of ["deno", "bun"]) {
+    const name = `serv-${runtime}`;
+    if (samples["chat-100"]?.[name] === undefined) continue;
+    targets.push(
+      target(`${name} lines/s to 100 clients`, med("chat-100", name, "linesPerSec"), ">=", 3e6, ""),
+    );
+    targets.push(
+      target(
+        `${name} same, 1 not reading`,
+        med("chat-100", name, "linesPerSecStalled"),
+        ">=",
+        3e6,
+        "",
+      ),
+    );
+    targets.push(
+      target(`${name} p99 at ${CHAT_RATE}/s`, med("chat-100", name, "p99Ms"), "<=", 5, " ms"),
+    );
+    targets.push(
+      target(`${name} same, 1 not reading`, med("chat-100", name, "p99MsStalled"), "<=", 5, " ms"),
+    );
+  }
+  return `Proxies (median ±half-spread, ratio to HAProxy):\n\n${proxyTable}\n\n` +
+    `Memory per idle proxied connection (bytes of RSS per connection held):\n\n${memoryTable}\n\n` +
+    `Chat fan-out (l4chat serv):\n${chatRows}\n\nTargets (issue 8):\n\n${targets.join("\n")}\n`;
+}
+
 async function main(): Promise<void> {
   const command = `deno task bench ${Deno.args.join(" ")}`.trim();
   const dir = await Deno.makeTempDir({ prefix: "l4chat-bench-" });
@@ -418,35 +534,7 @@ async function main(): Promise<void> {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 
-  const ref = haveHaproxy ? "haproxy" : undefined;
-  const proxyTable = table(["bulk", "http"], [
-    ["gbps1", "bulk 1 stream Gbit/s", "higher"],
-    ["gbps4", "bulk 4 streams Gbit/s", "higher"],
-    ["cpuSecPerGB", "CPU-s/GB", "lower"],
-    ["keepaliveRps", "keep-alive req/s", "higher"],
-    ["keepaliveP50Ms", "p50 ms", "lower"],
-    ["keepaliveP99Ms", "p99 ms", "lower"],
-    ["newConnPerSec", "new conn/s", "higher"],
-  ], ref);
-  const memoryTable = table(["memory"], [
-    ["idleRssMB", "RSS at rest MB", "lower"],
-    ...counts.map((n) =>
-      [`bytesPerConn${n}`, `bytes/conn at ${n}`, "lower"] as [string, string, "lower"]
-    ),
-  ], ref);
-  const chatGroups = CHAT_CLIENTS.map((n) => `chat-${n}`);
-  const chatRows = chatGroups.map((group) =>
-    `\n${group.replace("chat-", "")} clients:\n\n` + table([group], [
-      ["linesPerSec", "lines/s delivered (saturated)", "higher"],
-      ["linesPerSecStalled", "same, 1 client not reading", "higher"],
-      ["p50Ms", `p50 ms at ${CHAT_RATE}/s`, "lower"],
-      ["p99Ms", `p99 ms at ${CHAT_RATE}/s`, "lower"],
-      ["p99MsStalled", "p99 ms, 1 not reading", "lower"],
-      ["rssPerClientKB", "RSS/client KB", "lower"],
-    ])
-  ).join("\n");
-  const report = `Proxies (median ±half-spread, ratio to HAProxy):\n\n${proxyTable}\n\n` +
-    `Memory per idle proxied connection:\n\n${memoryTable}\n\nChat fan-out (l4chat serv):\n${chatRows}\n`;
+  const report = render();
   console.log(report);
   await Deno.mkdir(`${ROOT}bench-results`, { recursive: true });
   const file = `${ROOT}bench-results/${new Date().toISOString().replaceAll(":", "-")}.json`;
@@ -468,7 +556,12 @@ const onSignal = () => {
 Deno.addSignalListener("SIGINT", onSignal);
 Deno.addSignalListener("SIGTERM", onSignal);
 try {
-  await main();
+  if (values.report !== undefined) {
+    Object.assign(samples, JSON.parse(await Deno.readTextFile(values.report)).samples);
+    console.log(render());
+  } else {
+    await main();
+  }
 } finally {
   await stopAll();
   Deno.removeSignalListener("SIGINT", onSignal);
