@@ -9,7 +9,6 @@
  *
  * @module
  */
-import { lookup } from "node:dns/promises";
 import { createServer, type Server, Socket } from "node:net";
 import type { BunGlobal } from "./_bun.d.ts";
 import {
@@ -26,6 +25,7 @@ import {
   type RelayResult,
 } from "./mod.ts";
 import { RELAY_BUFFER_MAX } from "./_buffer.ts";
+import { resolveAll } from "./_resolve.ts";
 
 const NODE_ERROR_CODES: Record<string, NetErrorCode> = {
   ECONNREFUSED: "ConnectionRefused",
@@ -398,20 +398,6 @@ function listen(addr: Addr): Promise<Listener> {
   });
 }
 
-async function resolve(hostname: string): Promise<string[]> {
-  try {
-    const found = await lookup(hostname, { all: true });
-    return [...new Set(found.map((entry) => entry.address))];
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    throw new NetError(
-      code === "ENOTFOUND" || code === "EAI_AGAIN" ? "NotFound" : "Other",
-      `cannot resolve ${hostname}`,
-      { cause: err },
-    );
-  }
-}
-
 function bunGlobal(): BunGlobal {
   return (globalThis as unknown as { Bun: BunGlobal }).Bun;
 }
@@ -438,5 +424,12 @@ function serveHttp(
 
 /** The {@linkcode Net} of Bun: `node:net` sockets and `Bun.serve`. */
 export function bunNet(): Net {
-  return { runtime: `bun ${bunGlobal().version}`, listen, connect, relay, resolve, serveHttp };
+  return {
+    runtime: `bun ${bunGlobal().version}`,
+    listen,
+    connect,
+    relay,
+    resolve: resolveAll,
+    serveHttp,
+  };
 }

@@ -1,4 +1,3 @@
-import { lookup } from "node:dns/promises";
 import {
   type Addr,
   type Conn,
@@ -18,6 +17,7 @@ import {
   RELAY_BUFFER_MIN,
   takeLargeBuffer,
 } from "./_buffer.ts";
+import { resolveAll } from "./_resolve.ts";
 
 const TOP_LEVEL = RELAY_BUFFER_CLASSES.length - 1;
 /** A read at least this large that does not fill the buffer still means a bulk flow. */
@@ -272,20 +272,6 @@ async function listen(addr: Addr): Promise<Listener> {
   }
 }
 
-async function resolve(hostname: string): Promise<string[]> {
-  try {
-    const found = await lookup(hostname, { all: true });
-    return [...new Set(found.map((entry) => entry.address))];
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    throw new NetError(
-      code === "ENOTFOUND" || code === "EAI_AGAIN" ? "NotFound" : "Other",
-      `cannot resolve ${hostname}`,
-      { cause: err },
-    );
-  }
-}
-
 function serveHttp(
   addr: Addr,
   handler: (req: Request) => Promise<Response>,
@@ -307,5 +293,12 @@ function serveHttp(
 
 /** The {@linkcode Net} of Deno: `Deno.listen`, `Deno.connect` and `Deno.serve`. */
 export function denoNet(): Net {
-  return { runtime: `deno ${Deno.version.deno}`, listen, connect, relay, resolve, serveHttp };
+  return {
+    runtime: `deno ${Deno.version.deno}`,
+    listen,
+    connect,
+    relay,
+    resolve: resolveAll,
+    serveHttp,
+  };
 }
