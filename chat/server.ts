@@ -9,6 +9,7 @@ import { formatNotice, withNewline } from "./protocol.ts";
 import { type Member, Room } from "./room.ts";
 
 const log = getLogger(["l4chat", "serv"]);
+const decoder = new TextDecoder();
 
 /** Settings of {@linkcode runServ}; the command line fills them in. */
 export interface ServOptions {
@@ -247,6 +248,8 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
       presenceTimers.add(presenceTimer);
     }
     const splitter = new LineSplitter(options.maxLine);
+    // Read once per client, not per line: the broadcast loop must not build log records.
+    const debug = log.isEnabledFor("debug");
     const buf = new Uint8Array(READ_BUFFER_BYTES);
     try {
       while (true) {
@@ -261,10 +264,9 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
         }
         for (const frame of splitter.push(chunk)) {
           if (frame.kind === "line") {
-            log.debug("client {id} says {text}", () => ({
-              id,
-              text: new TextDecoder().decode(frame.bytes),
-            }));
+            if (debug) {
+              log.debug("client {id} says {text}", { id, text: decoder.decode(frame.bytes) });
+            }
             say(withNewline(frame.bytes));
           } else {
             log.warn("client {id} sent a line of {length} bytes, over --max-line {maxLine}", {
