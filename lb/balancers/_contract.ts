@@ -167,3 +167,37 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
   };
 }
+
+/** How many client IPs {@linkcode assignments} asks about. */
+export const CLIENTS = 20_000;
+
+/** The backend id `balancer` picks for each of {@linkcode CLIENTS} client IPs. */
+export function assignments(balancer: Balancer, backends: readonly Backend[]): number[] {
+  return Array.from({ length: CLIENTS }, (_, i) => balancer.pick(fakeConn(i), backends)!.id);
+}
+
+/**
+ * Registers what every balancer that hashes the client IP must do, for `name`: give an IP the
+ * same backend in two fresh instances (nothing seeded per process), and ignore the client's
+ * port and the backends' order and ids (only their addresses count).
+ */
+export function testHashBalancer(name: string, create: () => Balancer): void {
+  Deno.test(`${name}.pick() gives an IP the same backend in two fresh instances`, () => {
+    const backends = fakeBackends([1, 1, 2, 1, 1]);
+    assert.deepEqual(assignments(create(), backends), assignments(create(), backends));
+  });
+
+  Deno.test(`${name}.pick() ignores the client port and the backends' order and ids`, () => {
+    const balancer = create();
+    const backends = fakeBackends([1, 2, 1]);
+    // The same addresses listed backwards under other ids.
+    const reordered = backends.toReversed().map((backend, i) =>
+      fakeBackend(10 + i, { ...backend.addr, weight: backend.weight })
+    );
+    for (let i = 0; i < 500; i++) {
+      const picked = balancer.pick(fakeConn(i, clientIp(i), 40000), backends)!;
+      assert.equal(balancer.pick(fakeConn(i, clientIp(i), 51234), backends), picked);
+      assert.deepEqual(balancer.pick(fakeConn(i), reordered)!.addr, picked.addr);
+    }
+  });
+}

@@ -1,19 +1,13 @@
 import assert from "node:assert/strict";
 import type { Backend } from "../backend.ts";
-import { clientIp, fakeBackend, fakeBackends, fakeConn, testBalancer } from "./_contract.ts";
+import { assignments, CLIENTS, fakeBackends, testBalancer, testHashBalancer } from "./_contract.ts";
 import { backendKey } from "./_hash.ts";
 import { Maglev, MAGLEV_TABLE_SIZE, maglevMovedShare, maglevTable } from "./maglev.ts";
 
 testBalancer("Maglev", () => new Maglev());
+testHashBalancer("Maglev", () => new Maglev());
 
 const M = MAGLEV_TABLE_SIZE;
-const CLIENTS = 20_000;
-
-/** The backend id picked for each of `CLIENTS` client IPs. */
-function assignments(balancer: Maglev, backends: readonly Backend[]): number[] {
-  return Array.from({ length: CLIENTS }, (_, i) => balancer.pick(fakeConn(i), backends)!.id);
-}
-
 /** The table of `backends` (sorted by address, as Maglev does) as backend ids. */
 function tableIds(backends: readonly Backend[], tableSize = M): number[] {
   const sorted = [...backends].sort((a, b) => backendKey(a.addr) < backendKey(b.addr) ? -1 : 1);
@@ -66,24 +60,6 @@ Deno.test("maglevTable() moves about 1/N of the slots when one of N backends is 
       assert.ok(moved >= own);
       assert.ok(moved <= 1.2 * (M / n), `N=${n}, removed ${removed}: ${moved} of ${M}`);
     }
-  }
-});
-
-Deno.test("Maglev.pick() gives an IP the same backend in two fresh instances", () => {
-  const backends = fakeBackends([1, 1, 2, 1, 1]);
-  assert.deepEqual(assignments(new Maglev(), backends), assignments(new Maglev(), backends));
-});
-
-Deno.test("Maglev.pick() ignores the client port and the backends' order and ids", () => {
-  const balancer = new Maglev();
-  const backends = fakeBackends([1, 2, 1]);
-  const reordered = backends.toReversed().map((backend, i) =>
-    fakeBackend(10 + i, { ...backend.addr, weight: backend.weight })
-  );
-  for (let i = 0; i < 500; i++) {
-    const picked = balancer.pick(fakeConn(i, clientIp(i), 40000), backends)!;
-    assert.equal(balancer.pick(fakeConn(i, clientIp(i), 51234), backends), picked);
-    assert.deepEqual(balancer.pick(fakeConn(i), reordered)!.addr, picked.addr);
   }
 });
 

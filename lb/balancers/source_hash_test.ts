@@ -1,38 +1,18 @@
 import assert from "node:assert/strict";
-import type { Backend } from "../backend.ts";
-import { clientIp, fakeBackend, fakeBackends, fakeConn, testBalancer } from "./_contract.ts";
+import {
+  assignments,
+  clientIp,
+  CLIENTS,
+  fakeBackend,
+  fakeBackends,
+  fakeConn,
+  testBalancer,
+  testHashBalancer,
+} from "./_contract.ts";
 import { SourceHash, sourceHashMovedShare } from "./source_hash.ts";
 
 testBalancer("SourceHash", () => new SourceHash());
-
-const CLIENTS = 20_000;
-
-/** The backend id picked for each of `CLIENTS` client IPs. */
-function assignments(balancer: SourceHash, backends: readonly Backend[]): number[] {
-  return Array.from({ length: CLIENTS }, (_, i) => balancer.pick(fakeConn(i), backends)!.id);
-}
-
-Deno.test("SourceHash.pick() gives an IP the same backend in two fresh instances", () => {
-  const backends = fakeBackends([1, 1, 1, 1, 1]);
-  assert.deepEqual(
-    assignments(new SourceHash(), backends),
-    assignments(new SourceHash(), backends),
-  );
-});
-
-Deno.test("SourceHash.pick() ignores the client port and the backends' order and ids", () => {
-  const balancer = new SourceHash();
-  const backends = fakeBackends([1, 2, 1]);
-  // The same addresses listed backwards under other ids.
-  const reordered = backends.toReversed().map((backend, i) =>
-    fakeBackend(10 + i, { ...backend.addr, weight: backend.weight })
-  );
-  for (let i = 0; i < 500; i++) {
-    const picked = balancer.pick(fakeConn(i, clientIp(i), 40000), backends)!;
-    assert.equal(balancer.pick(fakeConn(i, clientIp(i), 51234), backends), picked);
-    assert.deepEqual(balancer.pick(fakeConn(i), reordered)!.addr, picked.addr);
-  }
-});
+testHashBalancer("SourceHash", () => new SourceHash());
 
 Deno.test("SourceHash.pick() treats an IPv4-mapped IPv6 client as its IPv4 address", () => {
   const balancer = new SourceHash();
