@@ -11,7 +11,8 @@ import { clntCommand } from "./chat/clnt_cli.ts";
 import { servCommand } from "./chat/serv_cli.ts";
 import { lbCommand } from "./lb/cli.ts";
 import { demoCommand } from "./demo/mod.ts";
-import { loadNet } from "./net/mod.ts";
+import { takeIoFlag } from "./cli/args.ts";
+import { loadNet, NetError } from "./net/mod.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 const COMMANDS: Record<string, Command> = {
@@ -36,7 +37,8 @@ Subcommands:
 
 Options:
   -h, --help                   show this help (l4chat <subcommand> --help for each)
-  -V, --version                show the version
+  -V, --version                show the version and the sockets in use (with --io MODE:
+                               those of that mode)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -50,9 +52,14 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (name === "-V" || name === "--version") {
-    const net = await loadNet();
-    process.stdout.write(`l4chat ${denoJson.version} (${net.runtime})\n`);
-    return 0;
+    try {
+      const net = await loadNet({ io: takeIoFlag(args).io });
+      process.stdout.write(`l4chat ${denoJson.version} (${net.runtime})\n`);
+      return 0;
+    } catch (err) {
+      process.stderr.write(`l4chat: ${(err as Error).message}\n`);
+      return 2;
+    }
   }
   const command = COMMANDS[name];
   if (command === undefined) {
@@ -65,9 +72,11 @@ async function main(argv: string[]): Promise<number> {
   }
   const debug = args.includes("--debug");
   try {
-    return await command.run(args.filter((arg) => arg !== "--debug"), await loadNet());
+    const { io, rest } = takeIoFlag(args.filter((arg) => arg !== "--debug"));
+    return await command.run(rest, await loadNet({ io }));
   } catch (err) {
-    if (err instanceof UsageError) {
+    // An --io mode that cannot run here is a usage mistake, named in one line.
+    if (err instanceof UsageError || (err instanceof NetError && err.message.startsWith("--io"))) {
       process.stderr.write(`l4chat ${name}: ${err.message}\n${command.usage}\n`);
       return 2;
     }

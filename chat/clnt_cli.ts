@@ -1,4 +1,11 @@
-import { parseDurationMs, parseFlags, parseHost, parseInteger, parsePort } from "../cli/args.ts";
+import {
+  ioHelp,
+  parseDurationMs,
+  parseFlags,
+  parseHost,
+  parseInteger,
+  parsePort,
+} from "../cli/args.ts";
 import type { Command } from "../cli/command.ts";
 import { UsageError } from "../cli/errors.ts";
 import { setupLogging } from "../cli/log.ts";
@@ -37,6 +44,7 @@ Options:
                            (default: 200)
   --scrollback N           at a terminal: lines kept to redraw the screen on resize
                            (default: 1000)
+${ioHelp(27)}
   -h, --help               show this help
 `;
 

@@ -1,4 +1,5 @@
 import {
+  ioHelp,
   parseBytes,
   parseDurationMs,
   parseFlags,
@@ -64,6 +65,7 @@ Options:
                       longest wait between reconnects to Redis, with jitter (default: 5s)
   --log-level LEVEL   error, warn, info or debug (default: info)
   --log-format FMT    text or json (default: text)
+${ioHelp(22)}
   -h, --help          show this help
 `;
 

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { UsageError } from "./errors.ts";
-import type { Addr } from "../net/mod.ts";
+import { type Addr, IO_MODES, type IoMode } from "../net/mod.ts";
 
 /**
  * Parses a TCP port. `allowZero` accepts 0, which means "pick a free port" when binding.
@@ -179,4 +179,42 @@ export function parseRedisUrl(text: string, what: string): RedisUrl {
   }
   if (url.search !== "" || url.hash !== "") return fail("expected no query or fragment");
   return { url: text, display };
+}
+
+/** The `--io` lines of a subcommand's help, whose descriptions start at `column`. */
+export function ioHelp(column: number): string {
+  const pad = " ".repeat(column);
+  return [
+    "  --io MODE".padEnd(column) + "sockets: epoll (l4chat's own epoll loop: Linux, and Deno",
+    `${pad}with --allow-ffi), runtime (Deno's or Bun's own) or auto (epoll`,
+    `${pad}where it can run) (default: auto)`,
+  ].join("\n");
+}
+
+/**
+ * Takes `--io MODE` (or `--io=MODE`) out of `args`, which `main.ts` needs before it loads the
+ * network. Returns the mode (default `auto`) and the other arguments, in order. Throws
+ * {@linkcode UsageError} for an unknown mode or a missing value.
+ */
+export function takeIoFlag(args: readonly string[]): { io: IoMode; rest: string[] } {
+  let io: IoMode = "auto";
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    let value: string | undefined;
+    if (arg === "--io") {
+      value = args[++i];
+      if (value === undefined) throw new UsageError("Missing value of --io");
+    } else if (arg.startsWith("--io=")) {
+      value = arg.slice("--io=".length);
+    } else {
+      rest.push(arg);
+      continue;
+    }
+    if (!(IO_MODES as readonly string[]).includes(value)) {
+      throw new UsageError(`Cannot parse --io "${value}": expected ${IO_MODES.join(", ")}`);
+    }
+    io = value as IoMode;
+  }
+  return { io, rest };
 }

@@ -7,6 +7,7 @@ import {
   parseHostPort,
   parseInteger,
   parsePort,
+  takeIoFlag,
 } from "./args.ts";
 import { UsageError } from "./errors.ts";
 
@@ -159,4 +160,18 @@ Deno.test("parseFlags() returns flags and positionals, and one-line errors for m
   assertUsageError(() => parseFlags(["--prot", "1"], spec), "Unknown flag --prot");
   assertUsageError(() => parseFlags(["-x"], spec), "Unknown flag -x");
   assertUsageError(() => parseFlags(["--port"], spec), "Missing or bad value for --port");
+});
+
+Deno.test("takeIoFlag() takes --io out of the arguments, in either form", () => {
+  assert.deepEqual(takeIoFlag(["10010", "--io", "runtime", "--port", "1"]), {
+    io: "runtime",
+    rest: ["10010", "--port", "1"],
+  });
+  assert.deepEqual(takeIoFlag(["--io=epoll"]), { io: "epoll", rest: [] });
+  assert.deepEqual(takeIoFlag(["a", "b"]), { io: "auto", rest: ["a", "b"] });
+  assertUsageError(
+    () => takeIoFlag(["--io", "iouring"]),
+    'Cannot parse --io "iouring": expected auto, epoll, runtime',
+  );
+  assertUsageError(() => takeIoFlag(["--io"]), "Missing value of --io");
 });

@@ -5,6 +5,7 @@ import { readFile } from "node:fs/promises";
 import { getLogger } from "@logtape/logtape";
 import {
   type FlagSpec,
+  ioHelp,
   parseFlags,
   parseHost,
   parseHostPort,
@@ -135,6 +136,7 @@ Options:
                             (default: info)
   --log-format FMT          text or json: one object per event, with client, backend,
                             duration and bytes on close (default: text)
+${ioHelp(28)}
   -h, --help                show this help
 
 Durations: 500ms, 5s, 2m, 1h (a bare number is seconds).

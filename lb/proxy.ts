@@ -147,7 +147,6 @@ export class Proxy {
 
   async #serve(client: Conn): Promise<void> {
     const { net, pool, nat, health } = this.#ctx;
-    const clientText = formatClient(client.remoteAddr);
     const connectStart = Date.now();
     let connected;
     try {
@@ -174,21 +173,24 @@ export class Proxy {
     pool.opened(backend);
     balancer.onOpen?.(backend);
     health.connected(backend);
-    log.info("client {client} -> {backend}", {
-      event: "open",
-      client: clientText,
-      backend: formatAddr(backend.addr),
-      local: formatAddr(upstream.localAddr),
-      id: row.id,
-      natSize: nat.size,
-    });
-    log.info("   Current NAT table length : {natSize}", { natSize: nat.size });
+    // Checked first: the fields cost more than the rest of a connection's bookkeeping.
+    if (log.isEnabledFor("info")) {
+      log.info("client {client} -> {backend}", {
+        event: "open",
+        client: formatClient(client.remoteAddr),
+        backend: formatAddr(backend.addr),
+        local: formatAddr(upstream.localAddr),
+        id: row.id,
+        natSize: nat.size,
+      });
+      log.info("   Current NAT table length : {natSize}", { natSize: nat.size });
+    }
     this.#ctx.events.opened?.(row, backend, now - connectStart);
 
     const relayOptions: RelayOptions = {
       onEnd: (direction) => {
         if (nat.finish(row.id, direction)) {
-          this.#closed(row, backend, clientText, tunnel.reason ?? "done");
+          this.#closed(row, backend, tunnel.reason ?? "done");
         }
       },
     };
@@ -204,7 +206,7 @@ export class Proxy {
     upstream.close();
     if (nat.remove(row.id)) {
       const reason = tunnel.reason ?? result.error?.message ?? "closed";
-      this.#closed(row, backend, clientText, reason);
+      this.#closed(row, backend, reason);
     }
     this.#tunnels.delete(row.id);
     pool.closed(backend, row.bytesUp, row.bytesDown);
@@ -281,11 +283,13 @@ export class Proxy {
     return undefined;
   }
 
-  #closed(row: NatRow, backend: Backend, clientText: string, reason: string): void {
+  #closed(row: NatRow, backend: Backend, reason: string): void {
     const nat = this.#ctx.nat;
+    this.#ctx.events.closed?.(row, backend, reason);
+    if (!log.isEnabledFor("info")) return;
     log.info("client {client} terminated", {
       event: "close",
-      client: clientText,
+      client: formatClient(row.client),
       backend: formatAddr(backend.addr),
       id: row.id,
       durationMs: Date.now() - row.openedAtMs,
@@ -295,6 +299,5 @@ export class Proxy {
       natSize: nat.size,
     });
     log.info("   Current NAT table length : {natSize}", { natSize: nat.size });
-    this.#ctx.events.closed?.(row, backend, reason);
   }
 }

@@ -3,7 +3,9 @@ import {
   type Conn,
   type Direction,
   type HttpServer,
+  type IoMode,
   type Listener,
+  type ListenOptions,
   type Net,
   NetError,
   type NetErrorCode,
@@ -18,6 +20,8 @@ import {
   takeLargeBuffer,
 } from "./_buffer.ts";
 import { resolveAll } from "./_resolve.ts";
+import { denoLibc } from "./_libc_deno.ts";
+import { epollSockets } from "./epoll.ts";
 
 const TOP_LEVEL = RELAY_BUFFER_CLASSES.length - 1;
 /** A read at least this large that does not fill the buffer still means a bulk flow. */
@@ -167,6 +171,7 @@ async function pump(
   counters: RelayCounters,
   direction: Direction,
   options: RelayOptions | undefined,
+  ended: { count: number },
 ): Promise<void> {
   const key = direction === "up" ? "bytesUp" : "bytesDown";
   const onChunk = options?.onChunk;
@@ -202,10 +207,13 @@ async function pump(
   } finally {
     if (buf !== small) giveLargeBuffer(buf, level);
   }
-  try {
-    await dst.closeWrite();
-  } catch {
-    // The peer is already gone; the other direction will find out.
+  // The last direction to end needs no shutdown: the relay closes both sides next.
+  if (++ended.count < 2) {
+    try {
+      await dst.closeWrite();
+    } catch {
+      // The peer is already gone; the other direction will find out.
+    }
   }
   options?.onEnd?.(direction);
 }
@@ -225,10 +233,13 @@ async function relay(
     a.close();
     b.close();
   };
+  const ended = { count: 0 };
   await Promise.all([
-    pump(ca, cb, counters, "up", options).catch(fail),
-    pump(cb, ca, counters, "down", options).catch(fail),
+    pump(ca, cb, counters, "up", options, ended).catch(fail),
+    pump(cb, ca, counters, "down", options, ended).catch(fail),
   ]);
+  a.close();
+  b.close();
   return error === undefined ? {} : { error };
 }
 
@@ -260,14 +271,23 @@ async function connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Co
   }
 }
 
-async function listen(addr: Addr): Promise<Listener> {
+async function listen(addr: Addr, options?: ListenOptions): Promise<Listener> {
   try {
     return await Promise.resolve(
       new DenoListener(
-        Deno.listen({ hostname: addr.hostname, port: addr.port, transport: "tcp" }),
+        Deno.listen({
+          hostname: addr.hostname,
+          port: addr.port,
+          transport: "tcp",
+          // Unstable in Deno 2.9: only asked for when wanted, and then needs --unstable-net.
+          ...(options?.reusePort ? { reusePort: true } : {}),
+        }),
       ),
     );
   } catch (err) {
+    if (err instanceof Error && /unstable-net/.test(err.message)) {
+      throw new NetError("Other", "reusePort with --io runtime needs --unstable-net");
+    }
     throw toNetError(err);
   }
 }
@@ -291,14 +311,28 @@ function serveHttp(
   });
 }
 
-/** The {@linkcode Net} of Deno: `Deno.listen`, `Deno.connect` and `Deno.serve`. */
-export function denoNet(): Net {
-  return {
-    runtime: `deno ${Deno.version.deno}`,
-    listen,
-    connect,
-    relay,
-    resolve: resolveAll,
-    serveHttp,
-  };
+/**
+ * The {@linkcode Net} of Deno. TCP goes through the epoll engine (`epoll.ts`) when `io` asks
+ * for it or is `auto` and the engine can run here, else through `Deno.listen` and
+ * `Deno.connect`; HTTP is `Deno.serve` either way. Throws {@linkcode NetError} when `io` is
+ * `epoll` and the engine cannot run.
+ */
+export function denoNet(options: { io?: IoMode } = {}): Net {
+  const io = options.io ?? "auto";
+  const version = `deno ${Deno.version.deno}`;
+  if (io !== "runtime") {
+    const libc = denoLibc();
+    if (!("unavailable" in libc)) {
+      return {
+        runtime: `${version}, epoll`,
+        ...epollSockets(libc),
+        resolve: resolveAll,
+        serveHttp,
+      };
+    }
+    if (io === "epoll") {
+      throw new NetError("Other", `--io epoll is not available: ${libc.unavailable}`);
+    }
+  }
+  return { runtime: version, listen, connect, relay, resolve: resolveAll, serveHttp };
 }

@@ -1,14 +1,26 @@
 import { BLACK_HOLE_OK, denoBlackHole } from "./_black_hole.ts";
 import { netContract } from "./_contract.ts";
+import { denoLibc } from "./_libc_deno.ts";
 import { denoNet } from "./deno.ts";
 
-for (const c of netContract(denoNet(), BLACK_HOLE_OK ? { blackHole: denoBlackHole } : {})) {
-  Deno.test({
-    name: `denoNet: ${c.name}`,
-    // Ignored only where the case says why (see ContractCase.ignore).
-    ignore: c.ignore !== undefined,
-    // A connect abandoned at its timeout ends later, when the kernel gives up on it.
-    sanitizeOps: c.sanitizeOps,
-    fn: c.fn,
-  });
+// Both kinds of sockets Deno can run on: its own, and the epoll engine where it can run.
+const libc = denoLibc();
+const variants = [
+  { io: "runtime" as const, unavailable: undefined },
+  { io: "epoll" as const, unavailable: "unavailable" in libc ? libc.unavailable : undefined },
+];
+
+for (const { io, unavailable } of variants) {
+  const net = unavailable === undefined ? denoNet({ io }) : undefined;
+  const options = BLACK_HOLE_OK ? { blackHole: denoBlackHole } : {};
+  for (const c of netContract(net ?? denoNet({ io: "runtime" }), options)) {
+    Deno.test({
+      name: `denoNet (--io ${io}): ${c.name}`,
+      // Ignored only where the case or the engine says why (see ContractCase.ignore).
+      ignore: c.ignore !== undefined || unavailable !== undefined,
+      // A connect abandoned at its timeout ends later, when the kernel gives up on it.
+      sanitizeOps: c.sanitizeOps,
+      fn: c.fn,
+    });
+  }
 }

@@ -39,6 +39,15 @@ export interface Conn {
   close(): void;
 }
 
+/** Options of {@linkcode Net.listen}. */
+export interface ListenOptions {
+  /**
+   * Sets `SO_REUSEPORT` (Linux): several listeners (one per worker) share the port and the
+   * kernel spreads new connections over them.
+   */
+  reusePort?: boolean;
+}
+
 /** Accepts connections until closed. */
 export interface Listener extends AsyncIterable<Conn> {
   /** The bound address, with the real port when port 0 was asked for. */
@@ -90,7 +99,7 @@ export interface Net {
   /** The runtime's name, for `--version` and logs. */
   readonly runtime: string;
   /** Binds a TCP listener. Rejects with {@linkcode NetError} (`AddrInUse`, ...). */
-  listen(addr: Addr): Promise<Listener>;
+  listen(addr: Addr, options?: ListenOptions): Promise<Listener>;
   /**
    * Connects with TCP_NODELAY set. Rejects with {@linkcode NetError}: `ConnectionRefused`,
    * `TimedOut` after `timeoutMs`, `NotFound` when the name does not resolve.
@@ -99,9 +108,9 @@ export interface Net {
   /**
    * Copies bytes both ways between `a` and `b` until both directions reach end of stream.
    * When one side ends its stream, the other side's write half is shut down (half-close is
-   * carried through). An error on either side closes both at once. Updates `counters` in
-   * place. Never rejects; does not close the connections when both end cleanly, the caller
-   * does.
+   * carried through); when the second ends, both connections are closed (the close is that
+   * side's end of stream). An error on either side closes both at once. Updates `counters`
+   * in place. Never rejects; closes both connections however it ends.
    */
   relay(a: Conn, b: Conn, counters: RelayCounters, options?: RelayOptions): Promise<RelayResult>;
   /** Resolves `hostname` to every address it has (IP literals resolve to themselves). */
@@ -143,14 +152,35 @@ export function formatAddr(addr: Addr): string {
 }
 
 /**
- * Loads the {@linkcode Net} of the runtime l4chat runs on. Called once, by `main.ts`. The only
- * place in l4chat that asks which runtime it is on.
+ * Which sockets l4chat uses. `epoll`: the engine of `epoll.ts` (Linux, Deno with
+ * `--allow-ffi`); `runtime`: the runtime's own; `auto`: `epoll` where it can run, else
+ * `runtime`.
  */
-export async function loadNet(): Promise<Net> {
+export type IoMode = "auto" | "epoll" | "runtime";
+
+/** The values of {@linkcode IoMode}, for `--io`. */
+export const IO_MODES: readonly IoMode[] = ["auto", "epoll", "runtime"];
+
+/** Options of {@linkcode loadNet}. */
+export interface LoadNetOptions {
+  /** Default `auto`. */
+  io?: IoMode;
+}
+
+/**
+ * Loads the {@linkcode Net} of the runtime l4chat runs on. Called once, by `main.ts` (and by
+ * each worker of `lb --workers`). The only place in l4chat that asks which runtime it is on.
+ * Rejects with {@linkcode NetError} when `io` is `epoll` and the engine cannot run here.
+ */
+export async function loadNet(options: LoadNetOptions = {}): Promise<Net> {
+  const io = options.io ?? "auto";
   if ("Bun" in globalThis) {
+    if (io === "epoll") {
+      throw new NetError("Other", "--io epoll is not available on Bun: use auto or runtime");
+    }
     const { bunNet } = await import("./bun.ts");
     return bunNet();
   }
   const { denoNet } = await import("./deno.ts");
-  return denoNet();
+  return denoNet({ io });
 }

@@ -12,8 +12,11 @@
 import { createConnection, type Socket as NodeSocket } from "node:net";
 
 const ROOT = new URL("../", import.meta.url);
-/** The permissions l4chat runs with in the README and the release binaries. */
-export const RUN_PERMISSIONS = ["--allow-net"];
+/**
+ * The permissions l4chat runs with in the README and the release binaries: `--allow-ffi` for
+ * the epoll engine, which `--io auto` then picks.
+ */
+export const RUN_PERMISSIONS = ["--allow-net", "--allow-ffi"];
 const DEFAULT_TIMEOUT_MS = 15_000;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -39,6 +42,21 @@ export interface RunOptions {
  * `L4CHAT_BIN`, which has no permission checks to observe.
  */
 export const RUNS_WITH_DENO_PERMISSIONS = (Deno.env.get("L4CHAT_BIN") ?? "") === "";
+
+/** A way l4chat can move bytes, and the `lb` arguments that choose it. */
+export interface DataPath {
+  name: string;
+  args: string[];
+}
+
+/**
+ * Every data path the process under test has: the default (the epoll engine under `deno run`
+ * with the README's permissions; Bun's sockets in a Bun binary) and, under Deno, the
+ * runtime's own sockets too. The byte-exact, half-close and many-connection tests run on each.
+ */
+export const DATA_PATHS: readonly DataPath[] = RUNS_WITH_DENO_PERMISSIONS
+  ? [{ name: "epoll", args: [] }, { name: "io runtime", args: ["--io", "runtime"] }]
+  : [{ name: "binary", args: [] }];
 
 /** The command line that runs l4chat with `args`. */
 export function l4chatCommand(

@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  DATA_PATHS,
   deadline,
   EchoBackend,
   openFds,
@@ -57,62 +58,66 @@ async function lbOpenFiles(): Promise<number> {
   return Math.min(20_000, (await openFileLimits()).hard);
 }
 
-Deno.test({
-  name: "lb holds 5,000 concurrent connections, all served; RSS per connection printed",
-  sanitizeOps: false,
-  sanitizeResources: false,
-  fn: async () => {
-    // This process holds both ends of each connection (client and echo backend): two fds
-    // each. The load balancer holds two too; it is started with `ulimit -n` raised (to 20,000
-    // or the hard limit) in `sh` before `exec`, since Deno cannot raise its own.
-    const soft = (await openFileLimits()).soft;
-    const lbFiles = await lbOpenFiles();
-    const count = Math.min(
-      5000,
-      Math.floor((soft - 500) / 2),
-      Math.floor((lbFiles - 200) / 2),
-    );
-    if (count < 5000) console.log(`open-file limit ${soft}: holding ${count} connections`);
-    await using echo = new EchoBackend();
-    const { proc: lb, port } = await startLb([echo.port], [], {
-      openFiles: lbFiles,
-    });
-    await using _lb = lb;
-    // Warm up (code paths compiled, buffers allocated) before the baseline.
-    await pool(200, 50, async () => {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      await roundTrip(conn, "warm\n");
-      conn.close();
-    });
-    const baseKiB = await rssKiB(lb.pid);
-    const conns: Deno.TcpConn[] = [];
-    try {
-      await deadline(
-        pool(count, 200, async (i) => {
-          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-          conns.push(conn);
-          await roundTrip(conn, `hello ${i}\n`);
-        }),
-        120_000,
-        "connections not all served",
+for (const path of DATA_PATHS) {
+  Deno.test({
+    name:
+      `lb (${path.name}) holds 5,000 concurrent connections, all served; RSS per connection printed`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    fn: async () => {
+      // This process holds both ends of each connection (client and echo backend): two fds
+      // each. The load balancer holds two too; it is started with `ulimit -n` raised (to 20,000
+      // or the hard limit) in `sh` before `exec`, since Deno cannot raise its own.
+      const soft = (await openFileLimits()).soft;
+      const lbFiles = await lbOpenFiles();
+      const count = Math.min(
+        5000,
+        Math.floor((soft - 500) / 2),
+        Math.floor((lbFiles - 200) / 2),
       );
-      assert.equal(conns.length, count);
-      assert.ok(echo.conns.size >= count, `echo backend holds ${echo.conns.size}`);
-      const heldKiB = await rssKiB(lb.pid);
-      // Every connection is still alive and served after all are open.
-      await pool(count, 500, (i) => roundTrip(conns[i], `again ${i}\n`));
-      const perConnKiB = (heldKiB - baseKiB) / count;
-      console.log(
-        `lb RSS: ${(baseKiB / MIB).toFixed(1)} MiB idle, ${(heldKiB / MIB).toFixed(1)} MiB ` +
-          `holding ${count} connections: ${perConnKiB.toFixed(1)} KiB per connection`,
-      );
-      // Generous: a proxied connection is two sockets and two small relay buffers.
-      assert.ok(perConnKiB < 256, `${perConnKiB} KiB per connection`);
-    } finally {
-      for (const conn of conns) conn.close();
-    }
-  },
-});
+      if (count < 5000) console.log(`open-file limit ${soft}: holding ${count} connections`);
+      await using echo = new EchoBackend();
+      const { proc: lb, port } = await startLb([echo.port], path.args, {
+        openFiles: lbFiles,
+      });
+      await using _lb = lb;
+      // Warm up (code paths compiled, buffers allocated) before the baseline.
+      await pool(200, 50, async () => {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        await roundTrip(conn, "warm\n");
+        conn.close();
+      });
+      const baseKiB = await rssKiB(lb.pid);
+      const conns: Deno.TcpConn[] = [];
+      try {
+        await deadline(
+          pool(count, 200, async (i) => {
+            const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+            conns.push(conn);
+            await roundTrip(conn, `hello ${i}\n`);
+          }),
+          120_000,
+          "connections not all served",
+        );
+        assert.equal(conns.length, count);
+        assert.ok(echo.conns.size >= count, `echo backend holds ${echo.conns.size}`);
+        const heldKiB = await rssKiB(lb.pid);
+        // Every connection is still alive and served after all are open.
+        await pool(count, 500, (i) => roundTrip(conns[i], `again ${i}\n`));
+        const perConnKiB = (heldKiB - baseKiB) / count;
+        console.log(
+          `lb (${path.name}) RSS: ${(baseKiB / MIB).toFixed(1)} MiB idle, ` +
+            `${(heldKiB / MIB).toFixed(1)} MiB ` +
+            `holding ${count} connections: ${perConnKiB.toFixed(1)} KiB per connection`,
+        );
+        // Generous: a proxied connection is two sockets and two small relay buffers.
+        assert.ok(perConnKiB < 256, `${perConnKiB} KiB per connection`);
+      } finally {
+        for (const conn of conns) conn.close();
+      }
+    },
+  });
+}
 
 Deno.test({
   name: "lb after a burst of 50,000 short connections: NAT table empty, fds and RSS back",

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
+  DATA_PATHS,
   deadline,
   L4chat,
   RawClient,
@@ -235,50 +236,6 @@ Deno.test("lb marks a killed backend dead, steers new clients away, and takes it
   }
 });
 
-Deno.test("lb carries a client's half-close: the backend's reply still arrives", async () => {
-  // The backend reads to end of stream, then answers and closes.
-  await using backend = new TestBackend(async (conn) => {
-    const got = await readAll(conn);
-    await writeAll(conn, encoder.encode(`got ${got.length} bytes: ${decoder.decode(got)}\n`));
-  });
-  const { proc: lb, port } = await startLb([backend.port], ONE_HC);
-  await using _lb = lb;
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    await writeAll(conn, encoder.encode("hello"));
-    await conn.closeWrite();
-    const reply = await deadline(readAll(conn), 10_000, "no reply after half-close");
-    assert.equal(decoder.decode(reply), "got 5 bytes: hello\n");
-  } finally {
-    conn.close();
-  }
-  assert.equal(await terminated(lb, conn.localAddr.port), 0);
-});
-
-Deno.test("lb carries a backend's half-close: the client can still send", async () => {
-  // The backend greets, shuts down its write side, then reads what the client still sends.
-  const received = Promise.withResolvers<string>();
-  await using backend = new TestBackend(async (conn) => {
-    await writeAll(conn, encoder.encode("hello from backend\n"));
-    await conn.closeWrite();
-    const got = decoder.decode(await readAll(conn));
-    if (got !== "") received.resolve(got);
-  });
-  const { proc: lb, port } = await startLb([backend.port], ONE_HC);
-  await using _lb = lb;
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    const greeting = await deadline(readAll(conn), 10_000, "no end of stream from backend");
-    assert.equal(decoder.decode(greeting), "hello from backend\n");
-    await writeAll(conn, encoder.encode("still here"));
-    await conn.closeWrite();
-    assert.equal(await deadline(received.promise, 10_000, "backend got nothing"), "still here");
-  } finally {
-    conn.close();
-  }
-  assert.equal(await terminated(lb, conn.localAddr.port), 0);
-});
-
 /** Bytes each way in the large transfer test. */
 const LARGE_BYTES = 256 * 1024 * 1024;
 const BLOCK_BYTES = 1024 * 1024;
@@ -317,33 +274,79 @@ async function receiveDigest(conn: Deno.TcpConn): Promise<{ digest: string; byte
   return { digest: hash.digest("hex"), bytes };
 }
 
-Deno.test("lb relays 256 MiB each way at once, byte-exact", async () => {
-  const atBackend = Promise.withResolvers<
-    { sent: string; got: { digest: string; bytes: number } }
-  >();
-  await using backend = new TestBackend(async (conn) => {
-    const [sent, got] = await Promise.all([sendPattern(conn, 0xbac0), receiveDigest(conn)]);
-    if (got.bytes > 0) atBackend.resolve({ sent, got });
+for (const path of DATA_PATHS) {
+  Deno.test(`lb (${path.name}) carries a client's half-close: the backend's reply still arrives`, async () => {
+    // The backend reads to end of stream, then answers and closes.
+    await using backend = new TestBackend(async (conn) => {
+      const got = await readAll(conn);
+      await writeAll(conn, encoder.encode(`got ${got.length} bytes: ${decoder.decode(got)}\n`));
+    });
+    const { proc: lb, port } = await startLb([backend.port], [...ONE_HC, ...path.args]);
+    await using _lb = lb;
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      await writeAll(conn, encoder.encode("hello"));
+      await conn.closeWrite();
+      const reply = await deadline(readAll(conn), 10_000, "no reply after half-close");
+      assert.equal(decoder.decode(reply), "got 5 bytes: hello\n");
+    } finally {
+      conn.close();
+    }
+    assert.equal(await terminated(lb, conn.localAddr.port), 0);
   });
-  const { proc: lb, port } = await startLb([backend.port], ONE_HC);
-  await using _lb = lb;
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    const [sent, got] = await deadline(
-      Promise.all([sendPattern(conn, 0xc11e), receiveDigest(conn)]),
-      240_000,
-      "large transfer did not finish",
-    );
-    const server = await deadline(atBackend.promise, 10_000, "backend did not finish");
-    assert.equal(got.bytes, LARGE_BYTES, "bytes to the client");
-    assert.equal(server.got.bytes, LARGE_BYTES, "bytes to the backend");
-    assert.equal(got.digest, server.sent, "backend -> client digest");
-    assert.equal(server.got.digest, sent, "client -> backend digest");
-  } finally {
-    conn.close();
-  }
-  assert.equal(await terminated(lb, conn.localAddr.port), 0);
-});
+
+  Deno.test(`lb (${path.name}) carries a backend's half-close: the client can still send`, async () => {
+    // The backend greets, shuts down its write side, then reads what the client still sends.
+    const received = Promise.withResolvers<string>();
+    await using backend = new TestBackend(async (conn) => {
+      await writeAll(conn, encoder.encode("hello from backend\n"));
+      await conn.closeWrite();
+      const got = decoder.decode(await readAll(conn));
+      if (got !== "") received.resolve(got);
+    });
+    const { proc: lb, port } = await startLb([backend.port], [...ONE_HC, ...path.args]);
+    await using _lb = lb;
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      const greeting = await deadline(readAll(conn), 10_000, "no end of stream from backend");
+      assert.equal(decoder.decode(greeting), "hello from backend\n");
+      await writeAll(conn, encoder.encode("still here"));
+      await conn.closeWrite();
+      assert.equal(await deadline(received.promise, 10_000, "backend got nothing"), "still here");
+    } finally {
+      conn.close();
+    }
+    assert.equal(await terminated(lb, conn.localAddr.port), 0);
+  });
+
+  Deno.test(`lb (${path.name}) relays 256 MiB each way at once, byte-exact`, async () => {
+    const atBackend = Promise.withResolvers<
+      { sent: string; got: { digest: string; bytes: number } }
+    >();
+    await using backend = new TestBackend(async (conn) => {
+      const [sent, got] = await Promise.all([sendPattern(conn, 0xbac0), receiveDigest(conn)]);
+      if (got.bytes > 0) atBackend.resolve({ sent, got });
+    });
+    const { proc: lb, port } = await startLb([backend.port], [...ONE_HC, ...path.args]);
+    await using _lb = lb;
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      const [sent, got] = await deadline(
+        Promise.all([sendPattern(conn, 0xc11e), receiveDigest(conn)]),
+        240_000,
+        "large transfer did not finish",
+      );
+      const server = await deadline(atBackend.promise, 10_000, "backend did not finish");
+      assert.equal(got.bytes, LARGE_BYTES, "bytes to the client");
+      assert.equal(server.got.bytes, LARGE_BYTES, "bytes to the backend");
+      assert.equal(got.digest, server.sent, "backend -> client digest");
+      assert.equal(server.got.digest, sent, "client -> backend digest");
+    } finally {
+      conn.close();
+    }
+    assert.equal(await terminated(lb, conn.localAddr.port), 0);
+  });
+}
 
 Deno.test("lb tries the next backend when a connect fails", async () => {
   await using backend = new TestBackend(async (conn) => {

@@ -1,0 +1,174 @@
+/**
+ * The part of Linux's C library that the epoll engine (`epoll.ts`) calls, as a plain interface
+ * so the engine does not depend on how a runtime reaches native code (`_libc_deno.ts` binds it
+ * with `Deno.dlopen`). Also the constants, the errno vocabulary and the `sockaddr` codec the
+ * engine needs. Every call returns what the C function returns (`-1` on failure, with the
+ * reason in {@linkcode Libc.errno}).
+ *
+ * @module
+ */
+import { type Addr, NetError, type NetErrorCode } from "./mod.ts";
+import { formatIp, parseIp } from "./proxy_protocol.ts";
+
+/** The system calls of the epoll engine. Lengths are byte counts from the start of a buffer. */
+export interface Libc {
+  socket(domain: number, type: number, protocol: number): number;
+  /** Binds `fd` to the encoded `sockaddr` in `addr`. */
+  bind(fd: number, addr: Uint8Array): number;
+  listen(fd: number, backlog: number): number;
+  /** `addrLen` holds one u32: the size of `addr` in, the address's size out. */
+  accept4(fd: number, addr: Uint8Array, addrLen: Uint8Array, flags: number): number;
+  connect(fd: number, addr: Uint8Array): number;
+  /** `recv(fd, buf, len, 0)`. */
+  recv(fd: number, buf: Uint8Array, len: number): number;
+  /** `send(fd, buf, len, MSG_NOSIGNAL)`: a closed peer is an error, never a signal. */
+  send(fd: number, buf: Uint8Array, len: number): number;
+  /** `splice(fdIn, NULL, fdOut, NULL, len, flags)`. */
+  splice(fdIn: number, fdOut: number, len: number, flags: number): number;
+  shutdown(fd: number, how: number): number;
+  close(fd: number): number;
+  setsockopt(fd: number, level: number, name: number, value: Uint8Array): number;
+  /** `valueLen` holds one u32, as `addrLen` of {@linkcode Libc.accept4}. */
+  getsockopt(
+    fd: number,
+    level: number,
+    name: number,
+    value: Uint8Array,
+    valueLen: Uint8Array,
+  ): number;
+  getsockname(fd: number, addr: Uint8Array, addrLen: Uint8Array): number;
+  /** Fills `fds` (two i32) with the read and write ends. */
+  pipe2(fds: Uint8Array, flags: number): number;
+  fcntl(fd: number, cmd: number, arg: number): number;
+  eventfd(initval: number, flags: number): number;
+  read(fd: number, buf: Uint8Array, len: number): number;
+  write(fd: number, buf: Uint8Array, len: number): number;
+  epollCreate1(flags: number): number;
+  /** `event` is one encoded `struct epoll_event` (see {@linkcode Libc.eventSize}). */
+  epollCtl(epfd: number, op: number, fd: number, event: Uint8Array): number;
+  /**
+   * `epoll_wait` on another thread, so that the runtime's own event loop goes on meanwhile.
+   * Resolves to the number of events written into `events`, or -1.
+   */
+  epollWait(
+    epfd: number,
+    events: Uint8Array,
+    maxEvents: number,
+    timeoutMs: number,
+  ): Promise<number>;
+  /** The calling thread's `errno`, read right after the call that failed. */
+  errno(): number;
+  /** Bytes of one `struct epoll_event` (12 on x86_64, where it is packed; 16 elsewhere). */
+  readonly eventSize: number;
+  /** Offset of its 64-bit `data` field. */
+  readonly eventDataOffset: number;
+}
+
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+export const SOCK_STREAM = 1;
+export const SOCK_NONBLOCK = 0o4000;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SOL_SOCKET = 1;
+export const SO_REUSEADDR = 2;
+export const SO_ERROR = 4;
+export const SO_REUSEPORT = 15;
+export const IPPROTO_TCP = 6;
+export const TCP_NODELAY = 1;
+export const SHUT_WR = 1;
+export const F_SETPIPE_SZ = 1031;
+export const SPLICE_F_MOVE = 1;
+export const SPLICE_F_NONBLOCK = 2;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CTL_MOD = 3;
+export const EPOLLIN = 0x1;
+export const EPOLLOUT = 0x4;
+export const EPOLLERR = 0x8;
+export const EPOLLHUP = 0x10;
+export const EPOLLRDHUP = 0x2000;
+export const EPOLLET = 0x80000000;
+
+export const EINTR = 4;
+export const EAGAIN = 11;
+export const EINPROGRESS = 115;
+export const EMFILE = 24;
+export const ENFILE = 23;
+export const ENOBUFS = 105;
+export const ENOMEM = 12;
+export const ECONNABORTED = 103;
+
+/** errno values l4chat tells apart: the code of the one vocabulary, and Deno's words. */
+const ERRNO: Record<number, [NetErrorCode, string]> = {
+  1: ["PermissionDenied", "operation not permitted"],
+  9: ["Closed", "bad file descriptor"],
+  13: ["PermissionDenied", "permission denied"],
+  23: ["Other", "too many open files in system"],
+  24: ["Other", "too many open files"],
+  32: ["BrokenPipe", "broken pipe"],
+  98: ["AddrInUse", "address already in use"],
+  99: ["AddrNotAvailable", "cannot assign requested address"],
+  101: ["Other", "network is unreachable"],
+  103: ["ConnectionReset", "software caused connection abort"],
+  104: ["ConnectionReset", "connection reset by peer"],
+  105: ["Other", "no buffer space available"],
+  107: ["Other", "transport endpoint is not connected"],
+  110: ["TimedOut", "connection timed out"],
+  111: ["ConnectionRefused", "connection refused"],
+  113: ["Other", "no route to host"],
+};
+
+/**
+ * A {@linkcode NetError} without a stack trace: a network event, not a bug, so where in
+ * l4chat it was noticed says nothing, and capturing it costs more than the system call did.
+ */
+export function eventError(code: NetErrorCode, message: string): NetError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new NetError(code, message);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/** The {@linkcode NetError} for `errno`, in the words Deno uses for the same failure. */
+export function errnoError(errno: number, action?: string): NetError {
+  const [code, words] = ERRNO[errno] ?? ["Other", `os error ${errno}`];
+  return eventError(code, action === undefined ? words : `${action}: ${words}`);
+}
+
+/** Largest encoded address: `struct sockaddr_in6` (28 bytes), rounded up. */
+export const SOCKADDR_MAX = 32;
+
+/**
+ * Encodes `addr` as a `struct sockaddr_in` or `sockaddr_in6`; undefined when its hostname is
+ * not an IP literal.
+ */
+export function encodeSockaddr(addr: Addr): Uint8Array | undefined {
+  const ip = parseIp(addr.hostname);
+  if (ip === undefined) return undefined;
+  const out = new Uint8Array(ip.length === 4 ? 16 : 28);
+  const view = new DataView(out.buffer);
+  view.setUint16(0, ip.length === 4 ? AF_INET : AF_INET6, true);
+  view.setUint16(2, addr.port, false);
+  out.set(ip, ip.length === 4 ? 4 : 8);
+  return out;
+}
+
+/**
+ * Decodes a `struct sockaddr_in` or `sockaddr_in6`. An IPv4-mapped IPv6 address is written
+ * `::ffff:a.b.c.d`, as Deno and Node write it.
+ */
+export function decodeSockaddr(bytes: Uint8Array): Addr {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const family = view.getUint16(0, true);
+  const port = view.getUint16(2, false);
+  if (family === AF_INET) return { hostname: formatIp(bytes.subarray(4, 8)), port };
+  if (family !== AF_INET6) return { hostname: "", port: 0 };
+  const ip = bytes.subarray(8, 24);
+  const mapped = ip.subarray(0, 10).every((b) => b === 0) && ip[10] === 0xff && ip[11] === 0xff;
+  return {
+    hostname: mapped ? `::ffff:${ip.subarray(12).join(".")}` : formatIp(ip),
+    port,
+  };
+}

@@ -1,0 +1,1028 @@
+/**
+ * The epoll engine: TCP on Linux through the C library ({@linkcode Libc}), with one
+ * edge-triggered epoll set per thread, as HAProxy and nginx do it. Where the runtime's own
+ * sockets spend an asynchronous operation, a promise and a few system calls of their own on
+ * every read, write, accept and connect, this engine makes the system call directly and keeps
+ * what a socket can do as two flags:
+ *
+ * - An idle connection holds no buffer, no promise and no pending operation: two sockets in
+ *   the epoll set and a few small objects.
+ * - A relay reads into one buffer shared by every connection and writes at once; only bytes
+ *   the destination cannot take yet are copied out. A flow that fills that buffer moves to
+ *   `splice(2)` through a pooled pipe, so bulk data never enters user space.
+ * - Each socket is registered once (`EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`); nothing is
+ *   re-armed, and a socket closed here leaves the set with its descriptor.
+ *
+ * `epoll_wait` runs on another thread (see {@linkcode Libc.epollWait}), so timers, the admin
+ * endpoint and everything else on the runtime's event loop go on while it waits. The loop
+ * runs only while something is registered: a process with no engine sockets has no wait
+ * pending and can exit.
+ *
+ * @module
+ */
+import { getLogger } from "@logtape/logtape";
+import {
+  type Addr,
+  type Conn,
+  type Listener,
+  type ListenOptions,
+  NetError,
+  type RelayCounters,
+  type RelayOptions,
+  type RelayResult,
+} from "./mod.ts";
+import {
+  AF_INET,
+  AF_INET6,
+  decodeSockaddr,
+  EAGAIN,
+  ECONNABORTED,
+  EINPROGRESS,
+  EINTR,
+  EMFILE,
+  encodeSockaddr,
+  ENFILE,
+  ENOBUFS,
+  ENOMEM,
+  EPOLL_CTL_ADD,
+  EPOLL_CTL_MOD,
+  EPOLLERR,
+  EPOLLET,
+  EPOLLHUP,
+  EPOLLIN,
+  EPOLLOUT,
+  EPOLLRDHUP,
+  errnoError,
+  eventError,
+  F_SETPIPE_SZ,
+  IPPROTO_TCP,
+  type Libc,
+  SHUT_WR,
+  SO_ERROR,
+  SO_REUSEADDR,
+  SO_REUSEPORT,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  SOCKADDR_MAX,
+  SOL_SOCKET,
+  SPLICE_F_MOVE,
+  SPLICE_F_NONBLOCK,
+  TCP_NODELAY,
+} from "./_libc.ts";
+import { resolveAll } from "./_resolve.ts";
+
+const log = getLogger(["l4chat", "net"]);
+
+/** Events one `epoll_wait` returns at most. */
+const MAX_EVENTS = 512;
+/** Bytes of the read buffer all relays share; a read that fills it moves a flow to splice. */
+const SHARED_BYTES = 64 * 1024;
+/** Bytes asked of each splice, and the capacity asked for each pipe. */
+const PIPE_BYTES = 1024 * 1024;
+/** Pipes kept open for reuse once their flow has slowed down. */
+const PIPE_POOL_MAX = 64;
+/** Pipes open at once at most (two descriptors each); past this, flows copy instead. */
+const PIPES_MAX = 1024;
+/** Connections taken off a listener per wake-up, so one busy listener cannot starve the rest. */
+const ACCEPT_BATCH = 128;
+/** Backlog asked of `listen(2)`; the kernel caps it at `net.core.somaxconn`. */
+const LISTEN_BACKLOG = 4096;
+/** How long a listener rests when the process is out of descriptors or memory, in ms. */
+const ACCEPT_BACKOFF_MS = 50;
+/** The `data` of the wake-up eventfd's registration. */
+const WAKE_SLOT = 0xffffffff;
+const CONN_EVENTS = (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) >>> 0;
+
+/** Something registered with the {@linkcode Poller}. */
+interface Pollable {
+  /** Handles the `events` bits of one `epoll_event`. */
+  onEvents(events: number): void;
+}
+
+/** The epoll set of this thread and the loop that waits on it. */
+class Poller {
+  readonly libc: Libc;
+  /** The buffer relays read into; safe to share since every call here is synchronous. */
+  readonly shared = new Uint8Array(SHARED_BYTES);
+  /** Scratch space for an address and its length, for one call at a time. */
+  readonly addrBuf = new Uint8Array(SOCKADDR_MAX);
+  readonly addrLen = new Uint8Array(4);
+  readonly #addrLenView = new DataView(this.addrLen.buffer);
+  readonly #int = new Uint8Array(4);
+  readonly #intView = new DataView(this.#int.buffer);
+  readonly #intLen = new Uint8Array(4);
+  readonly #intLenView = new DataView(this.#intLen.buffer);
+  /** The 8 bytes an eventfd takes or gives. */
+  readonly #counter = new Uint8Array(8);
+  readonly #ep: number;
+  readonly #wakeFd: number;
+  readonly #events: Uint8Array;
+  readonly #eventsView: DataView;
+  readonly #ctl: Uint8Array;
+  readonly #ctlView: DataView;
+  readonly #slots: (Pollable | undefined)[] = [];
+  /** Per slot, a count of its registrations: an event of an earlier one is ignored. */
+  readonly #generations: number[] = [];
+  readonly #free: number[] = [];
+  #registered = 0;
+  #looping = false;
+  readonly #pipes: number[] = [];
+  #pipesOpen = 0;
+  /** Connects in progress that have a deadline, and the one timer that watches them all. */
+  readonly #connects = new Set<EpollConn>();
+  #connectTimer: ReturnType<typeof setTimeout> | undefined;
+  #connectTimerAtMs = Infinity;
+
+  constructor(libc: Libc) {
+    this.libc = libc;
+    this.#ep = libc.epollCreate1(SOCK_CLOEXEC);
+    if (this.#ep < 0) throw errnoError(libc.errno(), "epoll_create1");
+    this.#events = new Uint8Array(libc.eventSize * MAX_EVENTS);
+    this.#eventsView = new DataView(this.#events.buffer);
+    this.#ctl = new Uint8Array(libc.eventSize);
+    this.#ctlView = new DataView(this.#ctl.buffer);
+    this.#wakeFd = libc.eventfd(0, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (this.#wakeFd < 0) throw errnoError(libc.errno(), "eventfd");
+    this.#control(EPOLL_CTL_ADD, this.#wakeFd, EPOLLIN, WAKE_SLOT, 0);
+  }
+
+  /** Adds `fd` for `events`; returns its slot, to be given to {@linkcode Poller.remove}. */
+  add(target: Pollable, fd: number, events: number): number {
+    const slot = this.#free.pop() ?? this.#slots.length;
+    const generation = ((this.#generations[slot] ?? 0) + 1) >>> 0;
+    this.#generations[slot] = generation;
+    this.#control(EPOLL_CTL_ADD, fd, events, slot, generation);
+    this.#slots[slot] = target;
+    this.#registered++;
+    if (!this.#looping) this.#loop();
+    return slot;
+  }
+
+  /** Changes the events `fd` (registered at `slot`) is watched for. */
+  modify(slot: number, fd: number, events: number): void {
+    this.#control(EPOLL_CTL_MOD, fd, events, slot, this.#generations[slot]);
+  }
+
+  /** Forgets `slot`; the caller then closes its descriptor, which leaves the epoll set. */
+  remove(slot: number): void {
+    if (this.#slots[slot] === undefined) return;
+    this.#slots[slot] = undefined;
+    this.#free.push(slot);
+    this.#registered--;
+    // Let the loop see that nothing is left, so the process can exit.
+    if (this.#registered === 0 && this.#looping) this.#wake();
+  }
+
+  /** An `int` option of `fd`, or the errno of the failure as a negative number. */
+  intOption(fd: number, level: number, name: number): number {
+    this.#intView.setUint32(0, 0, true);
+    this.#intLenView.setUint32(0, 4, true);
+    if (this.libc.getsockopt(fd, level, name, this.#int, this.#intLen) < 0) {
+      return -this.libc.errno();
+    }
+    return this.#intView.getInt32(0, true);
+  }
+
+  /** Sets an `int` option of `fd` to `value`; false if it could not. */
+  setIntOption(fd: number, level: number, name: number, value: number): boolean {
+    this.#intView.setInt32(0, value, true);
+    return this.libc.setsockopt(fd, level, name, this.#int) === 0;
+  }
+
+  /** The local address of `fd`. */
+  localAddr(fd: number): Addr {
+    this.#addrLenView.setUint32(0, SOCKADDR_MAX, true);
+    if (this.libc.getsockname(fd, this.addrBuf, this.addrLen) < 0) return { hostname: "", port: 0 };
+    return decodeSockaddr(this.addrBuf);
+  }
+
+  /** Prepares {@linkcode addrBuf} and {@linkcode addrLen} for an `accept4`. */
+  resetAddrLen(): void {
+    this.#addrLenView.setUint32(0, SOCKADDR_MAX, true);
+  }
+
+  /** Watches the deadline of `conn`'s connect, if it has one. */
+  connectStarted(conn: EpollConn): void {
+    const deadlineMs = conn.connecting!.deadlineMs;
+    if (deadlineMs === Infinity) return;
+    this.#connects.add(conn);
+    if (deadlineMs < this.#connectTimerAtMs) this.#armConnectTimer(deadlineMs);
+  }
+
+  /** `conn`'s connect has ended, one way or another. */
+  connectEnded(conn: EpollConn): void {
+    if (!this.#connects.delete(conn) || this.#connects.size > 0) return;
+    clearTimeout(this.#connectTimer);
+    this.#connectTimer = undefined;
+    this.#connectTimerAtMs = Infinity;
+  }
+
+  #armConnectTimer(atMs: number): void {
+    clearTimeout(this.#connectTimer);
+    this.#connectTimerAtMs = atMs;
+    this.#connectTimer = setTimeout(() => this.#connectsDue(), Math.max(0, atMs - Date.now()));
+  }
+
+  /** Times out the connects past their deadline; re-arms for the next one. */
+  #connectsDue(): void {
+    this.#connectTimer = undefined;
+    this.#connectTimerAtMs = Infinity;
+    const now = Date.now();
+    let next = Infinity;
+    for (const conn of this.#connects) {
+      const { deadlineMs, timeoutMs } = conn.connecting!;
+      if (deadlineMs <= now) {
+        conn.abortConnect(eventError("TimedOut", `connect timed out after ${timeoutMs} ms`));
+      } else if (deadlineMs < next) {
+        next = deadlineMs;
+      }
+    }
+    if (next !== Infinity) this.#armConnectTimer(next);
+  }
+
+  /** A pipe `[read end, write end]` for splicing, or undefined when none may be opened. */
+  takePipe(): [number, number] | undefined {
+    if (this.#pipes.length >= 2) {
+      const w = this.#pipes.pop()!;
+      return [this.#pipes.pop()!, w];
+    }
+    if (this.#pipesOpen >= PIPES_MAX) return undefined;
+    const fds = new Uint8Array(8);
+    if (this.libc.pipe2(fds, SOCK_NONBLOCK | SOCK_CLOEXEC) < 0) return undefined;
+    const view = new DataView(fds.buffer);
+    const pipe: [number, number] = [view.getInt32(0, true), view.getInt32(4, true)];
+    // A larger pipe moves more per splice; without the right to it, the default 64 KiB does.
+    this.libc.fcntl(pipe[1], F_SETPIPE_SZ, PIPE_BYTES);
+    this.#pipesOpen++;
+    return pipe;
+  }
+
+  /** Gives back a pipe from {@linkcode takePipe}; `empty` false when bytes are left in it. */
+  givePipe(r: number, w: number, empty: boolean): void {
+    if (empty && this.#pipes.length < PIPE_POOL_MAX * 2) {
+      this.#pipes.push(r, w);
+      return;
+    }
+    this.libc.close(r);
+    this.libc.close(w);
+    this.#pipesOpen--;
+  }
+
+  #control(op: number, fd: number, events: number, slot: number, generation: number): void {
+    const offset = this.libc.eventDataOffset;
+    this.#ctlView.setUint32(0, events >>> 0, true);
+    this.#ctlView.setUint32(offset, slot, true);
+    this.#ctlView.setUint32(offset + 4, generation, true);
+    if (this.libc.epollCtl(this.#ep, op, fd, this.#ctl) < 0) {
+      throw errnoError(this.libc.errno(), "epoll_ctl");
+    }
+  }
+
+  #wake(): void {
+    this.#counter.fill(0);
+    this.#counter[0] = 1;
+    this.libc.write(this.#wakeFd, this.#counter, 8);
+  }
+
+  async #loop(): Promise<void> {
+    this.#looping = true;
+    const { libc } = this;
+    const view = this.#eventsView;
+    const size = libc.eventSize;
+    const dataOffset = libc.eventDataOffset;
+    try {
+      while (this.#registered > 0) {
+        const n = await libc.epollWait(this.#ep, this.#events, MAX_EVENTS, -1);
+        for (let i = 0; i < n; i++) {
+          const base = i * size;
+          const slot = view.getUint32(base + dataOffset, true);
+          if (slot === WAKE_SLOT) {
+            libc.read(this.#wakeFd, this.#counter, 8);
+            continue;
+          }
+          const target = this.#slots[slot];
+          if (target === undefined) continue;
+          if (this.#generations[slot] !== view.getUint32(base + dataOffset + 4, true)) continue;
+          try {
+            target.onEvents(view.getUint32(base, true));
+          } catch (err) {
+            // A bug; the loop must go on for every other socket.
+            log.error("epoll engine: unexpected error: {error}", {
+              error: (err as Error)?.stack ?? String(err),
+            });
+          }
+        }
+      }
+    } finally {
+      this.#looping = false;
+    }
+  }
+}
+
+/** One direction of a relay: from `src` to `dst`. */
+class Flow {
+  readonly relay: Relay;
+  readonly src: EpollConn;
+  readonly dst: EpollConn;
+  readonly up: boolean;
+  /** Bytes read from `src` that `dst` has not taken yet (a copy out of the shared buffer). */
+  pending: Uint8Array | undefined = undefined;
+  /** The pipe this flow splices through while it is a bulk flow, or -1. */
+  pipeR = -1;
+  pipeW = -1;
+  /** Bytes in the pipe, not yet spliced on to `dst`. */
+  inPipe = 0;
+  /** Bytes read since `src` last had nothing to read: decides when to give the pipe back. */
+  burst = 0;
+  /** `src` reached end of stream. */
+  eof = false;
+  /** This direction has finished cleanly. */
+  ended = false;
+
+  constructor(relay: Relay, src: EpollConn, dst: EpollConn, up: boolean) {
+    this.relay = relay;
+    this.src = src;
+    this.dst = dst;
+    this.up = up;
+  }
+}
+
+/** A running relay between two engine connections. */
+class Relay {
+  readonly poller: Poller;
+  readonly counters: RelayCounters;
+  readonly options: RelayOptions | undefined;
+  readonly up: Flow;
+  readonly down: Flow;
+  done = false;
+  readonly #resolve: (result: RelayResult) => void;
+
+  constructor(
+    poller: Poller,
+    a: EpollConn,
+    b: EpollConn,
+    counters: RelayCounters,
+    options: RelayOptions | undefined,
+    resolve: (result: RelayResult) => void,
+  ) {
+    this.poller = poller;
+    this.counters = counters;
+    this.options = options;
+    this.#resolve = resolve;
+    this.up = new Flow(this, a, b, true);
+    this.down = new Flow(this, b, a, false);
+    a.outFlow = this.up;
+    b.inFlow = this.up;
+    b.outFlow = this.down;
+    a.inFlow = this.down;
+  }
+
+  /** Ends the relay: detaches the flows, closes both sides, settles with `error`, if any. */
+  finish(error: NetError | undefined): void {
+    if (this.done) return;
+    this.done = true;
+    for (const flow of [this.up, this.down]) {
+      flow.src.outFlow = undefined;
+      flow.dst.inFlow = undefined;
+      releasePipe(flow);
+    }
+    this.up.src.close();
+    this.down.src.close();
+    this.#resolve(error === undefined ? {} : { error });
+  }
+}
+
+function releasePipe(flow: Flow): void {
+  if (flow.pipeR < 0) return;
+  flow.relay.poller.givePipe(flow.pipeR, flow.pipeW, flow.inPipe === 0);
+  flow.pipeR = -1;
+  flow.pipeW = -1;
+  flow.inPipe = 0;
+}
+
+function counted(flow: Flow, bytes: number): void {
+  const relay = flow.relay;
+  if (flow.up) relay.counters.bytesUp += bytes;
+  else relay.counters.bytesDown += bytes;
+  const onChunk = relay.options?.onChunk;
+  if (onChunk !== undefined) onChunk(flow.up ? "up" : "down", bytes);
+}
+
+function failed(flow: Flow, errno: number): void {
+  flow.relay.finish(errnoError(errno));
+}
+
+/**
+ * Moves what `flow.src` has to `flow.dst` until one of them would block, `src` ends or either
+ * fails. Called whenever either side's readiness may have changed.
+ */
+function run(flow: Flow): void {
+  const { src, dst, relay } = flow;
+  const libc = relay.poller.libc;
+  while (!relay.done && !flow.ended) {
+    // First what is held: bytes copied out, then bytes in the pipe.
+    if (flow.pending !== undefined) {
+      if (!dst.canWrite) return;
+      const held = flow.pending;
+      const w = libc.send(dst.fd, held, held.length);
+      if (w < 0) {
+        const errno = libc.errno();
+        if (errno !== EAGAIN) return failed(flow, errno);
+        dst.canWrite = false;
+        return;
+      }
+      counted(flow, w);
+      if (w < held.length) {
+        flow.pending = held.subarray(w);
+        dst.canWrite = false;
+        return;
+      }
+      flow.pending = undefined;
+    }
+    if (flow.inPipe > 0) {
+      if (!dst.canWrite) return;
+      const m = libc.splice(flow.pipeR, dst.fd, flow.inPipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (m < 0) {
+        const errno = libc.errno();
+        if (errno !== EAGAIN) return failed(flow, errno);
+        dst.canWrite = false;
+        return;
+      }
+      counted(flow, m);
+      flow.inPipe -= m;
+      if (flow.inPipe > 0) {
+        dst.canWrite = false;
+        return;
+      }
+    }
+    if (flow.eof) return end(flow);
+    if (!src.canRead) return;
+    if (flow.pipeR >= 0) {
+      // Splice until the socket is empty: a short splice may only mean the pipe ran out of
+      // slots, so it says nothing of what is left.
+      const n = libc.splice(src.fd, flow.pipeW, PIPE_BYTES, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        flow.inPipe = n;
+        flow.burst += n;
+        continue;
+      }
+      if (n === 0) {
+        flow.eof = true;
+        continue;
+      }
+      const errno = libc.errno();
+      if (errno !== EAGAIN && errno !== EINTR) return failed(flow, errno);
+      src.canRead = false;
+      // A flow that moved less than the shared buffer since it last ran dry has slowed down:
+      // its pipe goes back, and the next read is a plain copy again.
+      if (flow.burst < SHARED_BYTES) releasePipe(flow);
+      flow.burst = 0;
+      return;
+    }
+    const buf = relay.poller.shared;
+    const n = libc.recv(src.fd, buf, SHARED_BYTES);
+    if (n > 0) {
+      flow.burst += n;
+      if (n === SHARED_BYTES) {
+        const pipe = relay.poller.takePipe();
+        if (pipe !== undefined) [flow.pipeR, flow.pipeW] = pipe;
+      }
+      let w = 0;
+      if (dst.canWrite) {
+        w = libc.send(dst.fd, buf, n);
+        if (w < 0) {
+          const errno = libc.errno();
+          if (errno !== EAGAIN) return failed(flow, errno);
+          w = 0;
+        }
+      }
+      if (w > 0) counted(flow, w);
+      if (w < n) {
+        flow.pending = buf.slice(w, n);
+        dst.canWrite = false;
+        return;
+      }
+      // A stream socket that gave less than asked is empty: a later arrival is a new edge.
+      // Unless its peer has finished, when the next read must see the end of stream.
+      if (n < SHARED_BYTES && !src.peerDone) {
+        src.canRead = false;
+        flow.burst = 0;
+        return;
+      }
+      continue;
+    }
+    if (n === 0) {
+      flow.eof = true;
+      continue;
+    }
+    const errno = libc.errno();
+    if (errno !== EAGAIN && errno !== EINTR) return failed(flow, errno);
+    src.canRead = false;
+    flow.burst = 0;
+    return;
+  }
+}
+
+/** `flow.src` has ended and everything it sent has been delivered. */
+function end(flow: Flow): void {
+  const relay = flow.relay;
+  flow.ended = true;
+  releasePipe(flow);
+  const other = flow === relay.up ? relay.down : relay.up;
+  // The last direction to end needs no shutdown: the relay closes both sides now.
+  if (!other.ended) flow.dst.shutWrite();
+  relay.options?.onEnd?.(flow.up ? "up" : "down");
+  if (other.ended) relay.finish(undefined);
+}
+
+/** A read waiting for data. */
+interface PendingRead {
+  buf: Uint8Array;
+  resolve: (n: number | null) => void;
+  reject: (err: NetError) => void;
+}
+
+/** A write waiting for room; an empty `data` with `shut` is a `closeWrite` in line. */
+interface PendingWrite {
+  data: Uint8Array;
+  shut: boolean;
+  resolve: () => void;
+  reject: (err: NetError) => void;
+}
+
+/** A connection that is still connecting. */
+interface Connecting {
+  resolve: (conn: EpollConn) => void;
+  reject: (err: NetError) => void;
+  /** When it times out (ms since the epoch), or Infinity. */
+  deadlineMs: number;
+  timeoutMs: number | undefined;
+}
+
+/** A TCP socket of the engine. */
+class EpollConn implements Conn, Pollable {
+  readonly fd: number;
+  readonly #poller: Poller;
+  readonly #slot: number;
+  #remote: Addr | undefined;
+  #local: Addr | undefined;
+  /** Whether a read may find data (cleared when one would block; set by events). */
+  canRead = false;
+  /** Whether a write may find room. */
+  canWrite = false;
+  /** The peer has finished sending (or the socket failed): reads go on to the end. */
+  peerDone = false;
+  #eof = false;
+  #writeShut = false;
+  #closed = false;
+  #error: NetError | undefined;
+  #reader: PendingRead | undefined;
+  #writes: PendingWrite[] | undefined;
+  connecting: Connecting | undefined;
+  /** The relay flow reading from this socket, while one does. */
+  outFlow: Flow | undefined;
+  /** The relay flow writing to this socket, while one does. */
+  inFlow: Flow | undefined;
+
+  constructor(poller: Poller, fd: number, remote: Addr | undefined) {
+    this.#poller = poller;
+    this.fd = fd;
+    this.#remote = remote;
+    // Small writes go out at once, as the runtime's sockets are set up too.
+    poller.setIntOption(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    this.#slot = poller.add(this, fd, CONN_EVENTS);
+  }
+
+  get remoteAddr(): Addr {
+    return this.#remote ??= { hostname: "", port: 0 };
+  }
+
+  get localAddr(): Addr {
+    if (this.#local === undefined) {
+      if (this.#closed) return { hostname: "", port: 0 };
+      this.#local = this.#poller.localAddr(this.fd);
+    }
+    return this.#local;
+  }
+
+  onEvents(events: number): void {
+    if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) !== 0) this.canRead = true;
+    if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) !== 0) this.peerDone = true;
+    if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) !== 0) this.canWrite = true;
+    if (this.connecting !== undefined) {
+      if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) !== 0) this.#connected(events);
+      return;
+    }
+    // Drain toward this socket first: what it makes room for may unblock the other side.
+    if (this.inFlow !== undefined) run(this.inFlow);
+    if (this.outFlow !== undefined) run(this.outFlow);
+    if (this.#reader !== undefined && this.canRead) this.#serveRead();
+    if (this.#writes !== undefined && this.canWrite) this.#flushWrites();
+  }
+
+  #connected(events: number): void {
+    const connecting = this.connecting!;
+    // Writable without an error is connected; only a failure needs SO_ERROR's reason.
+    const soError = (events & (EPOLLERR | EPOLLHUP)) === 0
+      ? 0
+      : this.#poller.intOption(this.fd, SOL_SOCKET, SO_ERROR);
+    if (soError === 0) {
+      this.connecting = undefined;
+      this.#poller.connectEnded(this);
+      connecting.resolve(this);
+      return;
+    }
+    this.#error = errnoError(Math.abs(soError));
+    this.close();
+  }
+
+  read(buf: Uint8Array): Promise<number | null> {
+    if (this.#reader !== undefined) {
+      return Promise.reject(new NetError("Other", "a read is already pending"));
+    }
+    if (buf.length === 0) return Promise.resolve(0);
+    return new Promise((resolve, reject) => {
+      this.#reader = { buf, resolve, reject };
+      this.#serveRead();
+    });
+  }
+
+  /** Settles the pending read if it can be now. */
+  #serveRead(): void {
+    const reader = this.#reader!;
+    if (this.#closed || this.#error !== undefined) {
+      this.#reader = undefined;
+      reader.reject(this.#error ?? closedError());
+      return;
+    }
+    if (this.#eof) {
+      this.#reader = undefined;
+      reader.resolve(null);
+      return;
+    }
+    if (!this.canRead) return;
+    const libc = this.#poller.libc;
+    const n = libc.recv(this.fd, reader.buf, reader.buf.length);
+    if (n < 0) {
+      const errno = libc.errno();
+      if (errno === EAGAIN || errno === EINTR) {
+        this.canRead = false;
+        return;
+      }
+      this.#error = errnoError(errno);
+      this.#reader = undefined;
+      reader.reject(this.#error);
+      return;
+    }
+    this.#reader = undefined;
+    if (n === 0) {
+      this.#eof = true;
+      reader.resolve(null);
+      return;
+    }
+    if (n < reader.buf.length && !this.peerDone) this.canRead = false;
+    reader.resolve(n);
+  }
+
+  writeAll(data: Uint8Array): Promise<void> {
+    if (this.#closed || this.#error !== undefined) {
+      return Promise.reject(this.#error ?? closedError());
+    }
+    if (this.#writeShut) return Promise.reject(new NetError("BrokenPipe", "broken pipe"));
+    if (data.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      (this.#writes ??= []).push({ data, shut: false, resolve, reject });
+      this.#flushWrites();
+    });
+  }
+
+  /** Writes what is queued, in order, while the socket takes it. */
+  #flushWrites(): void {
+    const libc = this.#poller.libc;
+    const writes = this.#writes!;
+    while (writes.length > 0) {
+      const head = writes[0];
+      if (head.shut) {
+        writes.shift();
+        this.shutWrite();
+        head.resolve();
+        continue;
+      }
+      if (!this.canWrite) return;
+      const w = libc.send(this.fd, head.data, head.data.length);
+      if (w < 0) {
+        const errno = libc.errno();
+        if (errno === EAGAIN || errno === EINTR) {
+          this.canWrite = false;
+          return;
+        }
+        this.#error = errnoError(errno);
+        this.#failWrites(this.#error);
+        return;
+      }
+      if (w < head.data.length) {
+        head.data = head.data.subarray(w);
+        this.canWrite = false;
+        return;
+      }
+      writes.shift();
+      head.resolve();
+    }
+    this.#writes = undefined;
+  }
+
+  #failWrites(err: NetError): void {
+    const writes = this.#writes;
+    this.#writes = undefined;
+    for (const write of writes ?? []) {
+      if (write.shut) write.resolve();
+      else write.reject(err);
+    }
+  }
+
+  closeWrite(): Promise<void> {
+    if (this.#closed || this.#writeShut) return Promise.resolve();
+    if (this.#writes === undefined) {
+      this.shutWrite();
+      return Promise.resolve();
+    }
+    // After the writes already queued.
+    return new Promise((resolve) =>
+      this.#writes!.push({ data: new Uint8Array(0), shut: true, resolve, reject: () => {} })
+    );
+  }
+
+  /** Shuts down the write side now (TCP FIN). Never throws. */
+  shutWrite(): void {
+    if (this.#closed || this.#writeShut) return;
+    this.#writeShut = true;
+    this.#poller.libc.shutdown(this.fd, SHUT_WR);
+  }
+
+  /** Whether {@linkcode close} was called: the descriptor may belong to another socket now. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#poller.remove(this.#slot);
+    this.#poller.libc.close(this.fd);
+    const relay = (this.outFlow ?? this.inFlow)?.relay;
+    if (
+      this.connecting === undefined && this.#reader === undefined &&
+      this.#writes === undefined && relay === undefined
+    ) return;
+    // Someone is waiting: tell them why.
+    const err = this.#error ?? closedError();
+    const connecting = this.connecting;
+    if (connecting !== undefined) {
+      this.connecting = undefined;
+      this.#poller.connectEnded(this);
+      connecting.reject(err);
+    }
+    const reader = this.#reader;
+    if (reader !== undefined) {
+      this.#reader = undefined;
+      reader.reject(err);
+    }
+    if (this.#writes !== undefined) this.#failWrites(err);
+    // Closed from outside while relaying: the relay ends with an error, as on the runtime.
+    relay?.finish(err);
+  }
+
+  /** Fails a connect in progress with `err` (its timeout). */
+  abortConnect(err: NetError): void {
+    this.#error = err;
+    this.close();
+  }
+}
+
+function closedError(): NetError {
+  return eventError("Closed", "connection closed");
+}
+
+/** A listening socket of the engine; level-triggered, so a backlog left over comes back. */
+class EpollListener implements Listener, Pollable {
+  readonly addr: Addr;
+  readonly #poller: Poller;
+  readonly #fd: number;
+  readonly #slot: number;
+  #queue: EpollConn[] = [];
+  #wake: (() => void) | undefined;
+  #closed = false;
+  #resting: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(poller: Poller, fd: number, addr: Addr) {
+    this.#poller = poller;
+    this.#fd = fd;
+    this.addr = addr;
+    this.#slot = poller.add(this, fd, EPOLLIN);
+  }
+
+  onEvents(): void {
+    const poller = this.#poller;
+    const libc = poller.libc;
+    for (let i = 0; i < ACCEPT_BATCH && !this.#closed; i++) {
+      poller.resetAddrLen();
+      const fd = libc.accept4(
+        this.#fd,
+        poller.addrBuf,
+        poller.addrLen,
+        SOCK_NONBLOCK | SOCK_CLOEXEC,
+      );
+      if (fd < 0) {
+        const errno = libc.errno();
+        if (errno === ECONNABORTED || errno === EINTR) continue;
+        if (errno === EMFILE || errno === ENFILE || errno === ENOBUFS || errno === ENOMEM) {
+          this.#rest();
+        }
+        // EAGAIN (the backlog is empty) and anything else: wait for the next event.
+        break;
+      }
+      try {
+        this.#queue.push(new EpollConn(poller, fd, decodeSockaddr(poller.addrBuf)));
+      } catch {
+        // Not registered (out of memory for the epoll set): turn this one away.
+        libc.close(fd);
+      }
+    }
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** Out of descriptors or memory: stop watching for a moment instead of spinning. */
+  #rest(): void {
+    if (this.#resting !== undefined) return;
+    this.#poller.modify(this.#slot, this.#fd, 0);
+    this.#resting = setTimeout(() => {
+      this.#resting = undefined;
+      if (!this.#closed) this.#poller.modify(this.#slot, this.#fd, EPOLLIN);
+    }, ACCEPT_BACKOFF_MS);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Conn> {
+    // By hand rather than as an async generator: one promise per connection, not three.
+    return {
+      next: (): Promise<IteratorResult<Conn>> => {
+        const conn = this.#queue.shift();
+        if (conn !== undefined) return Promise.resolve({ value: conn, done: false });
+        if (this.#closed) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => {
+          this.#wake = () => resolve(this.#take());
+        });
+      },
+      return: (): Promise<IteratorResult<Conn>> => {
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+
+  #take(): IteratorResult<Conn> {
+    const conn = this.#queue.shift();
+    return conn === undefined ? { value: undefined, done: true } : { value: conn, done: false };
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#resting);
+    this.#poller.remove(this.#slot);
+    this.#poller.libc.close(this.#fd);
+    // Accepted but never taken: nobody else owns these.
+    for (const conn of this.#queue.splice(0)) conn.close();
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+}
+
+/** An address to connect to, encoded, and as the connection will report it. */
+interface Target {
+  sockaddr: Uint8Array;
+  remote: Addr;
+}
+
+/** Targets kept encoded at most; past this the cache starts again. */
+const TARGETS_MAX = 4096;
+
+/** The target of `ip:port` (`ip` a literal). */
+function targetOf(ip: string, port: number): Target {
+  const sockaddr = encodeSockaddr({ hostname: ip, port })!;
+  return { sockaddr, remote: decodeSockaddr(sockaddr) };
+}
+
+/** What the engine gives a {@linkcode Net}: TCP listen, connect and relay. */
+export interface EpollSockets {
+  listen(addr: Addr, options?: ListenOptions): Promise<Listener>;
+  connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Conn>;
+  relay(a: Conn, b: Conn, counters: RelayCounters, options?: RelayOptions): Promise<RelayResult>;
+}
+
+/** The epoll engine over `libc`, for the calling thread. */
+export function epollSockets(libc: Libc): EpollSockets {
+  const poller = new Poller(libc);
+
+  // Backends are connected to over and over: encode each address once.
+  const targets = new Map<string, Target>();
+
+  /** What connecting to `addr` tries, in order, as the runtime's own connect would. */
+  async function targetsOf(addr: Addr): Promise<Target[]> {
+    const key = `${addr.hostname} ${addr.port}`;
+    const known = targets.get(key);
+    if (known !== undefined) return [known];
+    if (encodeSockaddr(addr) === undefined) {
+      return (await resolveAll(addr.hostname)).map((ip) => targetOf(ip, addr.port));
+    }
+    if (targets.size >= TARGETS_MAX) targets.clear();
+    const target = targetOf(addr.hostname, addr.port);
+    targets.set(key, target);
+    return [target];
+  }
+
+  function openSocket(addr: Uint8Array): number {
+    const family = new DataView(addr.buffer).getUint16(0, true) === AF_INET ? AF_INET : AF_INET6;
+    const fd = libc.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) throw errnoError(libc.errno());
+    return fd;
+  }
+
+  async function listen(addr: Addr, options?: ListenOptions): Promise<Listener> {
+    const [{ sockaddr }] = await targetsOf(addr);
+    const fd = openSocket(sockaddr);
+    const fail = (): never => {
+      const err = errnoError(libc.errno());
+      libc.close(fd);
+      throw err;
+    };
+    if (!poller.setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)) fail();
+    if (options?.reusePort && !poller.setIntOption(fd, SOL_SOCKET, SO_REUSEPORT, 1)) fail();
+    if (libc.bind(fd, sockaddr) < 0) fail();
+    if (libc.listen(fd, LISTEN_BACKLOG) < 0) fail();
+    return new EpollListener(poller, fd, poller.localAddr(fd));
+  }
+
+  function connectTo(target: Target, timeoutMs: number | undefined): Promise<EpollConn> {
+    const { sockaddr, remote } = target;
+    const fd = openSocket(sockaddr);
+    let conn: EpollConn;
+    try {
+      conn = new EpollConn(poller, fd, remote);
+    } catch (err) {
+      libc.close(fd);
+      throw err;
+    }
+    if (libc.connect(fd, sockaddr) === 0) return Promise.resolve(conn);
+    const errno = libc.errno();
+    if (errno !== EINPROGRESS && errno !== EINTR) {
+      conn.close();
+      return Promise.reject(errnoError(errno));
+    }
+    return new Promise((resolve, reject) => {
+      const deadlineMs = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+      conn.connecting = { resolve, reject, deadlineMs, timeoutMs };
+      poller.connectStarted(conn);
+    });
+  }
+
+  async function connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Conn> {
+    const timeoutMs = options?.timeoutMs;
+    const found = await targetsOf(addr);
+    if (found.length === 1) return connectTo(found[0], timeoutMs);
+    const started = Date.now();
+    let last: unknown;
+    // Each address in turn, as the runtime's connect does, within one overall timeout.
+    for (const target of found) {
+      const left = timeoutMs === undefined ? undefined : timeoutMs - (Date.now() - started);
+      if (left !== undefined && left <= 0) break;
+      try {
+        return await connectTo(target, left);
+      } catch (err) {
+        last = err;
+      }
+    }
+    throw last ?? eventError("TimedOut", `connect timed out after ${timeoutMs} ms`);
+  }
+
+  function relay(
+    a: Conn,
+    b: Conn,
+    counters: RelayCounters,
+    options?: RelayOptions,
+  ): Promise<RelayResult> {
+    if (!(a instanceof EpollConn) || !(b instanceof EpollConn)) {
+      return Promise.resolve({ error: new NetError("Other", "relay of a foreign connection") });
+    }
+    return new Promise((resolve) => {
+      const relay = new Relay(poller, a, b, counters, options, resolve);
+      if (a.closed || b.closed) return relay.finish(closedError());
+      run(relay.down);
+      run(relay.up);
+    });
+  }
+
+  return { listen, connect, relay };
+}
