@@ -105,13 +105,49 @@ export const noProxy: Contender = {
     Promise.resolve({ port: backendPort, pids: () => [], stop: () => Promise.resolve() }),
 };
 
-function l4chatLb(name: string, runtime: "deno" | "bun"): Contender {
+/** One way of running l4chat: the command that runs `main.ts`, and arguments it always gets. */
+export interface L4chatVariant {
+  /** `deno`, `deno-runtime`, `bun`: contenders are named `l4chat-<name>` and `serv-<name>`. */
+  name: string;
+  /** Which memory target applies: the runtime. */
+  runtime: "deno" | "bun";
+  cmd: string;
+  /** Arguments before the subcommand (the runtime's own and `main.ts`). */
+  prefix: string[];
+  /** Arguments after the subcommand's own. */
+  suffix: string[];
+}
+
+const DENO_RUN = ["run", "--quiet", "--allow-net", "--allow-ffi", MAIN];
+
+/** The ways l4chat runs in the benchmark. */
+export const L4CHAT_VARIANTS: readonly L4chatVariant[] = [
+  // As `deno task start` runs it: the epoll engine.
+  { name: "deno", runtime: "deno", cmd: Deno.execPath(), prefix: DENO_RUN, suffix: [] },
+  {
+    name: "deno-runtime",
+    runtime: "deno",
+    cmd: Deno.execPath(),
+    prefix: DENO_RUN,
+    suffix: ["--io", "runtime"],
+  },
+  { name: "bun", runtime: "bun", cmd: BUN, prefix: [MAIN], suffix: [] },
+];
+
+/** Starts `l4chat <args>` as `variant` runs it, named `name`. */
+export function startL4chat(name: string, variant: L4chatVariant, args: string[]): Promise<Proc> {
+  return start(name, variant.cmd, [...variant.prefix, ...args, ...variant.suffix]);
+}
+
+/** `l4chat lb` as `variant` runs it, named `l4chat-<variant>`. */
+export function l4chatLb(variant: L4chatVariant): Contender {
+  const name = `l4chat-${variant.name}`;
   return {
     name,
     async start(backendPort) {
       const port = freePort();
       // warn: HAProxy and nginx run without a log either; --max-conns 0: no limit, as theirs.
-      const lbArgs = [
+      const proc = await startL4chat(name, variant, [
         "lb",
         "127.0.0.1",
         String(backendPort),
@@ -121,20 +157,12 @@ function l4chatLb(name: string, runtime: "deno" | "bun"): Contender {
         "warn",
         "--max-conns",
         "0",
-      ];
-      const proc = runtime === "deno"
-        ? await start(name, Deno.execPath(), ["run", "--quiet", "--allow-net", MAIN, ...lbArgs])
-        : await start(name, BUN, [MAIN, ...lbArgs]);
+      ]);
       await started(proc, port);
       return running(port, [proc]);
     },
   };
 }
-
-/** `l4chat lb` on Deno. */
-export const l4chatDeno = l4chatLb("l4chat-deno", "deno");
-/** `l4chat lb` on Bun. */
-export const l4chatBun = l4chatLb("l4chat-bun", "bun");
 
 /** HAProxy in `mode tcp`, one thread, default buffers. */
 export const haproxy: Contender = {

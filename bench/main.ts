@@ -3,7 +3,8 @@
  * `docs/benchmarks.md` for what it measures and the latest figures.
  *
  * Usage: deno task bench [--quick] [--reps N] [--seconds S] [--only proxy|memory|chat]
- * [--contender none,l4chat-deno,l4chat-bun,haproxy,nginx] [--clients 10,100,1000]
+ * [--contender none,l4chat-deno,l4chat-deno-runtime,l4chat-bun,haproxy,nginx]
+ * [--clients 10,100,1000]
  * deno task bench --report bench-results/<time>.json (prints the tables of a saved run)
  *
  * Every contender is started and stopped by PID, every step has a time limit, repetitions
@@ -19,13 +20,15 @@ import {
   type Contender,
   ensurePackage,
   haproxy,
-  l4chatBun,
-  l4chatDeno,
+  L4CHAT_VARIANTS,
+  l4chatLb,
+  type L4chatVariant,
   nginxStream,
   noProxy,
   type Running,
   startHttpBackend,
   startIperfServer,
+  startL4chat,
   versionOf,
 } from "./_contenders.ts";
 import {
@@ -250,18 +253,17 @@ async function chatLoad(
   }
 }
 
-async function chat(runtime: "deno" | "bun", clients: number) {
+async function chat(variant: L4chatVariant, clients: number) {
   const port = freePort();
-  const servArgs = ["serv", String(port), "--max-clients", "5000", "--log-level", "warn"];
-  const proc = runtime === "deno"
-    ? await start("serv-deno", Deno.execPath(), [
-      "run",
-      "--quiet",
-      "--allow-net",
-      `${ROOT}main.ts`,
-      ...servArgs,
-    ])
-    : await start("serv-bun", BUN, [`${ROOT}main.ts`, ...servArgs]);
+  const name = `serv-${variant.name}`;
+  const proc = await startL4chat(name, variant, [
+    "serv",
+    String(port),
+    "--max-clients",
+    "5000",
+    "--log-level",
+    "warn",
+  ]);
   try {
     await waitForPort(port);
     await sleep(500);
@@ -273,7 +275,7 @@ async function chat(runtime: "deno" | "bun", clients: number) {
     const saturatedStalled = await chatLoad(port, clients, { rate: 0, stalled: true });
     const paced = await chatLoad(port, clients, { rate: CHAT_RATE, stalled: false });
     const pacedStalled = await chatLoad(port, clients, { rate: CHAT_RATE, stalled: true });
-    record(`chat-${clients}`, `serv-${runtime}`, {
+    record(`chat-${clients}`, name, {
       linesPerSec: saturated.linesPerSecond,
       linesPerSecStalled: saturatedStalled.linesPerSecond,
       p50Ms: paced.p50Ms,
@@ -390,8 +392,8 @@ function render(): string {
     ])
   ).join("\n");
   const targets: string[] = ["| target | measured | limit | |", "|---|---:|---:|---|"];
-  for (const runtime of ["deno", "bun"]) {
-    const name = `l4chat-${runtime}`;
+  for (const variant of L4CHAT_VARIANTS) {
+    const name = `l4chat-${variant.name}`;
     if (samples.bulk?.[name] === undefined && samples.memory?.[name] === undefined) continue;
     const ratio = (group: string, key: string) => med(group, name, key) / med(group, ref, key);
     targets.push(target(`${name} bulk 1 stream / HAProxy`, ratio("bulk", "gbps1"), ">=", 1.5));
@@ -417,14 +419,14 @@ function render(): string {
           `${name} bytes per idle connection at ${n}`,
           med("memory", name, `bytesPerConn${n}`) / 1000,
           "<=",
-          runtime === "deno" ? 20 : 6,
+          variant.runtime === "deno" ? 20 : 6,
           " KB",
         ),
       );
     }
   }
-  for (const runtime of ["deno", "bun"]) {
-    const name = `serv-${runtime}`;
+  for (const variant of L4CHAT_VARIANTS) {
+    const name = `serv-${variant.name}`;
     if (samples["chat-100"]?.[name] === undefined) continue;
     targets.push(
       target(`${name} lines/s to 100 clients`, med("chat-100", name, "linesPerSec"), ">=", 3e6, ""),
@@ -476,8 +478,7 @@ async function main(): Promise<void> {
   }
   const contenders = [
     noProxy,
-    l4chatDeno,
-    ...(haveBun ? [l4chatBun] : []),
+    ...L4CHAT_VARIANTS.filter((v) => haveBun || v.runtime !== "bun").map(l4chatLb),
     ...(haveHaproxy ? [haproxy] : []),
     ...(haveStream ? [nginxStream] : []),
   ];
@@ -519,11 +520,15 @@ async function main(): Promise<void> {
       }
       if (ONLY.has("chat")) {
         for (const clients of CHAT_CLIENTS) {
-          const runtimes = (["deno", "bun"] as const).filter((runtime) =>
-            contenders.some((c) => c.name === `l4chat-${runtime}`)
+          const variants = L4CHAT_VARIANTS.filter((variant) =>
+            contenders.some((c) => c.name === `l4chat-${variant.name}`)
           );
-          for (const runtime of rotate(runtimes, rep)) {
-            await bounded(`serv-${runtime} chat ${clients}`, 180_000, () => chat(runtime, clients));
+          for (const variant of rotate(variants, rep)) {
+            await bounded(
+              `serv-${variant.name} chat ${clients}`,
+              180_000,
+              () => chat(variant, clients),
+            );
           }
         }
       }

@@ -37,6 +37,19 @@ export interface Backend {
   bytesDown: number;
   /** Set once it is to be removed: it takes no new connections and goes when empty. */
   removing: boolean;
+  /**
+   * With `lb --workers`: the load every worker puts on this backend, which {@linkcode load}
+   * reads instead of this worker's own `active + connecting`.
+   */
+  shared?: SharedLoad;
+}
+
+/** The load of one backend across the workers of a load balancer. */
+export interface SharedLoad {
+  /** Connections open plus connects in flight, every worker's. */
+  load(): number;
+  /** Adds `delta` to it. */
+  add(delta: number): void;
 }
 
 /** How a backend is configured. */
@@ -114,6 +127,12 @@ export class BackendPool {
     return this.#backends.find((backend) => backend.id === id);
   }
 
+  /** Adds `backend`, numbered elsewhere (a worker's copy of the main thread's backend). */
+  adopt(backend: Backend): void {
+    this.#backends.push(backend);
+    this.#nextId = Math.max(this.#nextId, backend.id + 1);
+  }
+
   /** Adds a backend connecting to `config.addr`, configured as `name`; returns it. */
   add(config: BackendConfig, name = formatAddr(config.addr), nowMs?: number): Backend {
     const backend = createBackend(this.#nextId++, config, { name, upSinceMs: nowMs });
@@ -175,17 +194,20 @@ export class BackendPool {
   /** Counts a connect to `backend` starting; `connectEnded` follows, whatever the outcome. */
   connectStarted(backend: Backend): void {
     backend.connecting++;
+    backend.shared?.add(1);
   }
 
   /** Counts a connect to `backend` finished (before `opened`, if it succeeded). */
   connectEnded(backend: Backend): void {
     backend.connecting--;
+    backend.shared?.add(-1);
   }
 
   /** Counts a proxied connection opened to `backend`. */
   opened(backend: Backend): void {
     backend.active++;
     backend.total++;
+    backend.shared?.add(1);
   }
 
   /**
@@ -194,6 +216,7 @@ export class BackendPool {
    */
   closed(backend: Backend, bytesUp = 0, bytesDown = 0): void {
     backend.active--;
+    backend.shared?.add(-1);
     backend.bytesUp += bytesUp;
     backend.bytesDown += bytesDown;
     if (backend.removing) this.#dropIfDone(backend);
@@ -212,9 +235,12 @@ export class BackendPool {
   }
 }
 
-/** Connections open to `backend` plus connects in flight: what the balancers compare. */
+/**
+ * Connections open to `backend` plus connects in flight, every worker's with `lb --workers`:
+ * what the balancers compare.
+ */
 export function load(backend: Backend): number {
-  return backend.active + backend.connecting;
+  return backend.shared?.load() ?? backend.active + backend.connecting;
 }
 
 /**
@@ -287,4 +313,52 @@ export function reconcile(
     result.removed.push(backend);
   }
   return result;
+}
+
+/**
+ * What a worker of `lb --workers` needs to know of a backend, sent by the main thread, which
+ * owns backend state (config, health, drain): everything but the counters.
+ */
+export type BackendSnapshot = Pick<
+  Backend,
+  "id" | "addr" | "name" | "weight" | "state" | "maxConn" | "sendProxy" | "alive" | "upSinceMs"
+  | "removing"
+>;
+
+/** The snapshot of `backend`. */
+export function snapshotOf(backend: Backend): BackendSnapshot {
+  const { id, addr, name, weight, state, maxConn, sendProxy, alive, upSinceMs, removing } =
+    backend;
+  return { id, addr, name, weight, state, maxConn, sendProxy, alive, upSinceMs, removing };
+}
+
+/**
+ * Brings a worker's copy of the backends in line with the main thread's `snapshots`: new
+ * ones are added (`share` gives each its shared load), known ones take the snapshot's
+ * settings and health, and those no longer sent are removed (drained first). Returns the
+ * backends added.
+ */
+export function applySnapshots(
+  pool: BackendPool,
+  snapshots: readonly BackendSnapshot[],
+  share: (backend: Backend) => SharedLoad | undefined,
+): Backend[] {
+  const added: Backend[] = [];
+  const sent = new Set<number>();
+  for (const snapshot of snapshots) {
+    sent.add(snapshot.id);
+    let backend = pool.get(snapshot.id);
+    if (backend === undefined) {
+      backend = createBackend(snapshot.id, { addr: snapshot.addr }, { name: snapshot.name });
+      backend.shared = share(backend);
+      pool.adopt(backend);
+      added.push(backend);
+    }
+    Object.assign(backend, snapshot);
+    if (snapshot.removing) pool.remove(backend);
+  }
+  for (const backend of [...pool.all()]) {
+    if (!sent.has(backend.id) && !backend.removing) pool.remove(backend);
+  }
+  return added;
 }

@@ -38,6 +38,11 @@ export interface LbConfig {
   slowstartMs: number;
   /** How long a graceful stop lets connections finish, in ms. */
   graceMs: number;
+  /**
+   * Threads that proxy, each with its own listener on the port (`SO_REUSEPORT`); 1 is the
+   * main thread alone. Read at start only.
+   */
+  workers: number;
   /** Send a PROXY header of this version to every backend (a backend may say otherwise). */
   sendProxy?: 1 | 2;
   /** The backends, in order. */
@@ -55,6 +60,9 @@ interface Setting {
   /** Checks a value (a flag's text, or a config value); throws UsageError. */
   parse(value: string | number, what: string): unknown;
 }
+
+/** Most `--workers`. */
+export const WORKERS_MAX = 64;
 
 /** Longest duration a timer can wait (2^31 - 1 ms, about 24 days); longer ones fire at once. */
 const MAX_DURATION_MS = 2 ** 31 - 1;
@@ -110,6 +118,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: "max-lifetime", field: "maxLifetimeMs", fallback: "0", parse: duration(true) },
   { name: "slowstart", field: "slowstartMs", fallback: "0", parse: duration(true) },
   { name: "grace", field: "graceMs", fallback: "30s", parse: duration(true) },
+  { name: "workers", field: "workers", fallback: "1", parse: integer(1, WORKERS_MAX) },
   { name: "send-proxy", field: "sendProxy", fallback: "", parse: parseProxyVersion },
 ];
 

@@ -151,6 +151,7 @@ const lbConfig: fc.Arbitrary<LbConfig> = fc.record({
   maxLifetimeMs: optionalMs,
   slowstartMs: optionalMs,
   graceMs: optionalMs,
+  workers: fc.integer({ min: 1, max: 64 }),
   sendProxy: fc.option(fc.constantFrom(1 as const, 2 as const), { nil: undefined }),
   backends: fc.uniqueArray(backendConfig, {
     minLength: 1,

@@ -34,6 +34,7 @@ Deno.test("defaultConfig() holds every setting's documented default", () => {
     maxLifetimeMs: 0,
     slowstartMs: 0,
     graceMs: 30000,
+    workers: 1,
     sendProxy: undefined,
   });
 });

@@ -20,7 +20,7 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
-import { type Addr, formatAddr, type Net } from "../net/mod.ts";
+import { type Addr, formatAddr, type ListenOptions, type Net } from "../net/mod.ts";
 import { parseIp } from "../net/proxy_protocol.ts";
 import {
   type Backend,
@@ -122,6 +122,143 @@ export async function resolveBackends(
   return out;
 }
 
+/** A running data path: the listener, the proxy, its sweeps and its graceful stop. */
+export interface DataPath {
+  /** The address actually bound. */
+  readonly addr: Addr;
+  readonly proxy: Proxy;
+  /** Starts the idle-timeout and lifetime sweep again, after the config changed. */
+  resweep(): void;
+  /**
+   * Stops accepting, lets connections finish for up to the config's grace period, then
+   * closes the rest spread over a second. Resolves when every connection is gone.
+   */
+  stop(): Promise<void>;
+}
+
+/**
+ * Listens on `ctx.config.listen` and proxies every client with `ctx`, as one load balancer
+ * does, or as one worker of `lb --workers` does (with `reusePort`).
+ */
+export async function startDataPath(
+  ctx: ProxyContext,
+  options?: ListenOptions,
+): Promise<DataPath> {
+  const { net, nat } = ctx;
+  const proxy = new Proxy(ctx);
+  const listener = await net.listen(ctx.config.listen, options);
+
+  // Idle timeout and maximum lifetime: a sweep compares byte counters between ticks, so the
+  // relay never reads the clock per chunk.
+  let sweeper: ReturnType<typeof setInterval> | undefined;
+  const resweep = () => {
+    clearInterval(sweeper);
+    sweeper = undefined;
+    const { idleTimeoutMs, maxLifetimeMs } = ctx.config;
+    const shortest = Math.min(...[idleTimeoutMs, maxLifetimeMs].filter((ms) => ms > 0));
+    if (!Number.isFinite(shortest)) return;
+    const tickMs = Math.min(1000, Math.max(20, Math.floor(shortest / 4)));
+    sweeper = setInterval(() => {
+      for (const { row, reason } of sweep(nat.rows(), Date.now(), ctx.config)) {
+        proxy.close(row.id, reason === "idle" ? "idle timeout" : "max lifetime");
+      }
+    }, tickMs);
+  };
+  resweep();
+
+  const accepting = (async () => {
+    for await (const client of listener) proxy.handle(client);
+  })();
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      proxy.stopAccepting();
+      listener.close();
+      await accepting;
+      clearInterval(sweeper);
+      if (proxy.active === 0) return;
+      const graceMs = ctx.config.graceMs;
+      log.info("waiting up to {graceMs} ms for {active} connections to finish", {
+        graceMs,
+        active: proxy.active,
+      });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const graceOver = new Promise<boolean>((resolve) =>
+        timer = setTimeout(() => resolve(true), graceMs)
+      );
+      if (await Promise.race([proxy.idle().then(() => false), graceOver])) {
+        log.warn("grace period over: closing {active} connections over {spreadMs} ms", {
+          active: proxy.active,
+          spreadMs: CLOSE_SPREAD_MS,
+        });
+        proxy.closeAll("grace period over", CLOSE_SPREAD_MS);
+        await proxy.idle();
+      }
+      clearTimeout(timer);
+    })();
+    return stopping;
+  };
+  return { addr: listener.addr, proxy, resweep, stop };
+}
+
+/** Logs what a reload changed, as a load balancer and the main thread of workers both do. */
+export function logReload(result: ReconcileResult, backends: number): void {
+  for (const backend of result.added) {
+    log.info(formatOperating(backend), { backendId: backend.id });
+  }
+  for (const backend of result.removed) {
+    if (backend.active === 0) {
+      log.info("server {backend} removed", { backend: formatAddr(backend.addr) });
+    } else {
+      log.info("server {backend} removed: draining {active} connections", {
+        backend: formatAddr(backend.addr),
+        active: backend.active,
+      });
+    }
+  }
+  log.info("config applied: {backends} servers ({added} added, {removed} removed)", {
+    event: "reload",
+    backends,
+    added: result.added.length,
+    removed: result.removed.length,
+  });
+}
+
+/** Warns when a reload asks for what only a restart can change. */
+export function warnRestartNeeded(current: LbConfig, next: LbConfig): void {
+  if (formatAddr(next.listen) !== formatAddr(current.listen)) {
+    log.warn("listen address change to {next} needs a restart; still on {current}", {
+      next: formatAddr(next.listen),
+      current: formatAddr(current.listen),
+    });
+  }
+  if (next.workers !== current.workers) {
+    log.warn("--workers change to {next} needs a restart; still {current}", {
+      next: next.workers,
+      current: current.workers,
+    });
+  }
+}
+
+/** Starts the health checks of `pool` with `config`'s settings, reporting to `hooks`. */
+export function startHealth(
+  net: Net,
+  pool: BackendPool,
+  config: () => LbConfig,
+  hooks: LbHooks,
+): HealthMonitor {
+  const health = new HealthMonitor(net, pool, () => ({
+    intervalMs: config().hcIntervalMs,
+    timeoutMs: config().hcTimeoutMs,
+    fall: config().hcFall,
+    rise: config().hcRise,
+  }));
+  health.onChange = (backend, change) => hooks.health?.(backend, change);
+  health.onCheck = (backend, ok) => hooks.checked?.(backend, ok);
+  return health;
+}
+
 /** Starts a load balancer with `config`; resolves once it is listening. */
 export async function runLb(
   net: Net,
@@ -141,80 +278,28 @@ export async function runLb(
     config,
     events: hooks,
   };
-  const health = new HealthMonitor(net, pool, () => ({
-    intervalMs: ctx.config.hcIntervalMs,
-    timeoutMs: ctx.config.hcTimeoutMs,
-    fall: ctx.config.hcFall,
-    rise: ctx.config.hcRise,
-  }));
-  health.onChange = (backend, change) => hooks.health?.(backend, change);
-  health.onCheck = (backend, ok) => hooks.checked?.(backend, ok);
+  const health = startHealth(net, pool, () => ctx.config, hooks);
   ctx.health = health;
-  const proxy = new Proxy(ctx);
-  const listener = await net.listen(config.listen);
+  const dataPath = await startDataPath(ctx);
+  const { proxy } = dataPath;
 
   for (const backend of pool.all()) log.info(formatOperating(backend), { backendId: backend.id });
   log.info("load balancer listening on {addr} ({balance}, {backends} servers)", {
-    addr: formatAddr(listener.addr),
+    addr: formatAddr(dataPath.addr),
     balance: config.balance,
     backends: pool.all().length,
   });
   health.start();
 
-  // Idle timeout and maximum lifetime: a sweep compares byte counters between ticks, so the
-  // relay never reads the clock per chunk.
-  let sweeper: ReturnType<typeof setInterval> | undefined;
-  const startSweeper = () => {
-    clearInterval(sweeper);
-    sweeper = undefined;
-    const { idleTimeoutMs, maxLifetimeMs } = ctx.config;
-    const shortest = Math.min(...[idleTimeoutMs, maxLifetimeMs].filter((ms) => ms > 0));
-    if (!Number.isFinite(shortest)) return;
-    const tickMs = Math.min(1000, Math.max(20, Math.floor(shortest / 4)));
-    sweeper = setInterval(() => {
-      for (const { row, reason } of sweep(nat.rows(), Date.now(), ctx.config)) {
-        proxy.close(row.id, reason === "idle" ? "idle timeout" : "max lifetime");
-      }
-    }, tickMs);
-  };
-  startSweeper();
-
-  const accepting = (async () => {
-    for await (const client of listener) proxy.handle(client);
-  })();
-
   const reload = async (next: LbConfig): Promise<ReconcileResult> => {
-    if (formatAddr(next.listen) !== formatAddr(ctx.config.listen)) {
-      log.warn("listen address change to {next} needs a restart; still on {current}", {
-        next: formatAddr(next.listen),
-        current: formatAddr(ctx.config.listen),
-      });
-    }
+    warnRestartNeeded(ctx.config, next);
     if (next.balance !== ctx.config.balance) ctx.balancer = createBalancer(next.balance);
     const resolved = await resolveBackends(net, next.backends);
-    ctx.config = { ...next, listen: ctx.config.listen };
+    ctx.config = { ...next, listen: ctx.config.listen, workers: ctx.config.workers };
     const result = reconcile(pool, resolved, Date.now());
     health.sync();
-    startSweeper();
-    for (const backend of result.added) {
-      log.info(formatOperating(backend), { backendId: backend.id });
-    }
-    for (const backend of result.removed) {
-      if (backend.active === 0) {
-        log.info("server {backend} removed", { backend: formatAddr(backend.addr) });
-      } else {
-        log.info("server {backend} removed: draining {active} connections", {
-          backend: formatAddr(backend.addr),
-          active: backend.active,
-        });
-      }
-    }
-    log.info("config applied: {backends} servers ({added} added, {removed} removed)", {
-      event: "reload",
-      backends: pool.all().length,
-      added: result.added.length,
-      removed: result.removed.length,
-    });
+    dataPath.resweep();
+    logReload(result, pool.all().length);
     hooks.reloaded?.(result);
     return result;
   };
@@ -224,31 +309,9 @@ export async function runLb(
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
-      proxy.stopAccepting();
-      listener.close();
-      await accepting;
+      const stopped = dataPath.stop();
       health.stop();
-      clearInterval(sweeper);
-      if (proxy.active > 0) {
-        const graceMs = ctx.config.graceMs;
-        log.info("waiting up to {graceMs} ms for {active} connections to finish", {
-          graceMs,
-          active: proxy.active,
-        });
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const graceOver = new Promise<boolean>((resolve) =>
-          timer = setTimeout(() => resolve(true), graceMs)
-        );
-        if (await Promise.race([proxy.idle().then(() => false), graceOver])) {
-          log.warn("grace period over: closing {active} connections over {spreadMs} ms", {
-            active: proxy.active,
-            spreadMs: CLOSE_SPREAD_MS,
-          });
-          proxy.closeAll("grace period over", CLOSE_SPREAD_MS);
-          await proxy.idle();
-        }
-        clearTimeout(timer);
-      }
+      await stopped;
       log.info("load balancer stopped");
       resolveDone();
     })();
@@ -256,7 +319,7 @@ export async function runLb(
   };
 
   return {
-    addr: listener.addr,
+    addr: dataPath.addr,
     pool,
     nat,
     get config() {

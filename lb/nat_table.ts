@@ -43,7 +43,17 @@ export interface NatEntry {
  */
 export class NatTable {
   #rows = new Map<number, NatRow>();
-  #nextId = 1;
+  #nextId: number;
+  readonly #idStep: number;
+
+  /**
+   * Ids are `firstId`, `firstId + idStep`, ...: worker `k` of `lb --workers N` numbers its
+   * rows `k + 1`, `k + 1 + N`, ..., so ids stay unique across workers and name their worker.
+   */
+  constructor(options: { firstId?: number; idStep?: number } = {}) {
+    this.#nextId = options.firstId ?? 1;
+    this.#idStep = options.idStep ?? 1;
+  }
 
   /** How many rows the table holds. */
   get size(): number {
@@ -63,7 +73,7 @@ export class NatTable {
   /** Adds a row for a connection whose backend side is up; returns it. */
   open(entry: NatEntry, nowMs: number): NatRow {
     const row: NatRow = {
-      id: this.#nextId++,
+      id: this.#nextId,
       client: entry.client,
       local: entry.local,
       backend: entry.backend,
@@ -76,8 +86,14 @@ export class NatTable {
       lastActiveMs: nowMs,
       lastBytes: 0,
     };
+    this.#nextId += this.#idStep;
     this.#rows.set(row.id, row);
     return row;
+  }
+
+  /** Adds `row` as it is, id included: a copy of a worker's row in the main thread's table. */
+  adopt(row: NatRow): void {
+    this.#rows.set(row.id, row);
   }
 
   /**

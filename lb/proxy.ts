@@ -6,6 +6,7 @@ import type { Balancer } from "./balancer.ts";
 import type { LbConfig } from "./config.ts";
 import type { HealthMonitor } from "./health_probe.ts";
 import type { NatRow, NatTable } from "./nat_table.ts";
+import type { SharedCounts } from "./shared_counts.ts";
 
 const log = getLogger(["l4chat", "lb"]);
 
@@ -29,6 +30,9 @@ export interface ProxyEvents {
   connectFailed?(backend: Backend): void;
 }
 
+/** Where the proxy reports the outcome of its connects (passive health checks). */
+export type PassiveHealth = Pick<HealthMonitor, "connected" | "connectFailed">;
+
 /** What {@linkcode Proxy} works with; the shell in `mod.ts` builds it and may swap parts on reload. */
 export interface ProxyContext {
   net: Net;
@@ -36,10 +40,74 @@ export interface ProxyContext {
   /** The balancer in force; replaced when a reload changes the algorithm. */
   balancer: Balancer;
   nat: NatTable;
-  health: HealthMonitor;
+  health: PassiveHealth;
   /** The config in force; replaced on reload. */
   config: LbConfig;
   events: ProxyEvents;
+  /** With `lb --workers`: the counts every worker shares, so limits hold for them all. */
+  shared?: SharedCounts;
+}
+
+/** Counts clients against `--max-conns` and `--max-conns-per-ip`. */
+interface Limits {
+  /** Counts a client from `ip` in; returns why it is refused instead, if it is. */
+  admit(ip: string, config: LbConfig): RefusalReason | undefined;
+  /** Counts it out again: once for each `admit` that let it in. */
+  release(ip: string): void;
+}
+
+/** The limits of one proxy on its own. */
+class LocalLimits implements Limits {
+  #open = 0;
+  readonly #perIp = new Map<string, number>();
+
+  admit(ip: string, config: LbConfig): RefusalReason | undefined {
+    if (config.maxConns > 0 && this.#open >= config.maxConns) return "max-conns";
+    const fromIp = this.#perIp.get(ip) ?? 0;
+    if (config.maxConnsPerIp > 0 && fromIp >= config.maxConnsPerIp) return "max-conns-per-ip";
+    this.#open++;
+    this.#perIp.set(ip, fromIp + 1);
+    return undefined;
+  }
+
+  release(ip: string): void {
+    this.#open--;
+    const left = (this.#perIp.get(ip) ?? 1) - 1;
+    if (left === 0) this.#perIp.delete(ip);
+    else this.#perIp.set(ip, left);
+  }
+}
+
+/**
+ * The limits of every worker together. Counted first, then checked, so that two workers
+ * admitting at once cannot both take the last place. A client IP that finds the shared table
+ * full is let in uncounted (the table holds twice `--max-conns` addresses).
+ */
+class SharedLimits implements Limits {
+  readonly #counts: SharedCounts;
+
+  constructor(counts: SharedCounts) {
+    this.#counts = counts;
+  }
+
+  admit(ip: string, config: LbConfig): RefusalReason | undefined {
+    const counts = this.#counts;
+    if (counts.addActive(1) > config.maxConns && config.maxConns > 0) {
+      counts.addActive(-1);
+      return "max-conns";
+    }
+    if (config.maxConnsPerIp > 0 && counts.addIp(ip, 1) > config.maxConnsPerIp) {
+      counts.addIp(ip, -1);
+      counts.addActive(-1);
+      return "max-conns-per-ip";
+    }
+    return undefined;
+  }
+
+  release(ip: string): void {
+    this.#counts.addActive(-1);
+    this.#counts.addIp(ip, -1);
+  }
 }
 
 /** A proxied connection that can be closed from outside (shutdown, admin, sweeps). */
@@ -58,7 +126,7 @@ interface Tunnel {
 export class Proxy {
   readonly #ctx: ProxyContext;
   readonly #tunnels = new Map<number, Tunnel>();
-  readonly #perIp = new Map<string, number>();
+  readonly #limits: Limits;
   #pending = 0;
   #nextConnId = 1;
   #idleWaiters: (() => void)[] = [];
@@ -66,6 +134,12 @@ export class Proxy {
 
   constructor(ctx: ProxyContext) {
     this.#ctx = ctx;
+    this.#limits = ctx.shared === undefined ? new LocalLimits() : new SharedLimits(ctx.shared);
+  }
+
+  /** NAT rows now: this proxy's, or every worker's with `lb --workers`. */
+  get #natSize(): number {
+    return this.#ctx.shared?.natRows ?? this.#ctx.nat.size;
   }
 
   /** Connections being proxied (NAT rows) or waiting for a backend. */
@@ -111,21 +185,13 @@ export class Proxy {
 
   /** Handles one accepted client until both directions are done. Never rejects. */
   async handle(client: Conn): Promise<void> {
-    const { config } = this.#ctx;
     const ip = client.remoteAddr.hostname;
-    const refusal = this.#stopping
-      ? "stopping"
-      : config.maxConns > 0 && this.active >= config.maxConns
-      ? "max-conns"
-      : config.maxConnsPerIp > 0 && (this.#perIp.get(ip) ?? 0) >= config.maxConnsPerIp
-      ? "max-conns-per-ip"
-      : undefined;
+    const refusal = this.#stopping ? "stopping" : this.#limits.admit(ip, this.#ctx.config);
     if (refusal !== undefined) {
       this.#refuse(client, refusal);
       return;
     }
     this.#pending++;
-    this.#perIp.set(ip, (this.#perIp.get(ip) ?? 0) + 1);
     try {
       await this.#serve(client);
     } catch (err) {
@@ -136,9 +202,7 @@ export class Proxy {
       });
       client.close();
     } finally {
-      const left = (this.#perIp.get(ip) ?? 1) - 1;
-      if (left === 0) this.#perIp.delete(ip);
-      else this.#perIp.set(ip, left);
+      this.#limits.release(ip);
       if (this.active === 0) {
         for (const resolve of this.#idleWaiters.splice(0)) resolve();
       }
@@ -168,6 +232,7 @@ export class Proxy {
       backend: backend.addr,
       backendId: backend.id,
     }, now);
+    this.#ctx.shared?.addNatRows(1);
     const tunnel: Tunnel = { client, upstream };
     this.#tunnels.set(row.id, tunnel);
     pool.opened(backend);
@@ -181,15 +246,16 @@ export class Proxy {
         backend: formatAddr(backend.addr),
         local: formatAddr(upstream.localAddr),
         id: row.id,
-        natSize: nat.size,
+        natSize: this.#natSize,
       });
-      log.info("   Current NAT table length : {natSize}", { natSize: nat.size });
+      log.info("   Current NAT table length : {natSize}", { natSize: this.#natSize });
     }
     this.#ctx.events.opened?.(row, backend, now - connectStart);
 
     const relayOptions: RelayOptions = {
       onEnd: (direction) => {
         if (nat.finish(row.id, direction)) {
+          this.#ctx.shared?.addNatRows(-1);
           this.#closed(row, backend, tunnel.reason ?? "done");
         }
       },
@@ -205,6 +271,7 @@ export class Proxy {
     client.close();
     upstream.close();
     if (nat.remove(row.id)) {
+      this.#ctx.shared?.addNatRows(-1);
       const reason = tunnel.reason ?? result.error?.message ?? "closed";
       this.#closed(row, backend, reason);
     }
@@ -284,7 +351,6 @@ export class Proxy {
   }
 
   #closed(row: NatRow, backend: Backend, reason: string): void {
-    const nat = this.#ctx.nat;
     this.#ctx.events.closed?.(row, backend, reason);
     if (!log.isEnabledFor("info")) return;
     log.info("client {client} terminated", {
@@ -296,8 +362,8 @@ export class Proxy {
       bytesUp: row.bytesUp,
       bytesDown: row.bytesDown,
       reason,
-      natSize: nat.size,
+      natSize: this.#natSize,
     });
-    log.info("   Current NAT table length : {natSize}", { natSize: nat.size });
+    log.info("   Current NAT table length : {natSize}", { natSize: this.#natSize });
   }
 }

@@ -56,6 +56,8 @@ export interface Libc {
     maxEvents: number,
     timeoutMs: number,
   ): Promise<number>;
+  /** `epoll_wait` with a timeout of 0, on this thread: what is ready now, without waiting. */
+  epollPoll(epfd: number, events: Uint8Array, maxEvents: number): number;
   /** The calling thread's `errno`, read right after the call that failed. */
   errno(): number;
   /** Bytes of one `struct epoll_event` (12 on x86_64, where it is packed; 16 elsewhere). */

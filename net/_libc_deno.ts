@@ -40,6 +40,7 @@ const SYMBOLS = {
     result: "i32",
     nonblocking: true,
   },
+  epoll_poll: { name: "epoll_wait", parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
@@ -86,6 +87,7 @@ export function denoLibc(): Libc | { unavailable: string } {
     epollCtl: (epfd, op, fd, event) => c.epoll_ctl(epfd, op, fd, event),
     epollWait: (epfd, events, maxEvents, timeoutMs) =>
       c.epoll_wait(epfd, events, maxEvents, timeoutMs),
+    epollPoll: (epfd, events, maxEvents) => c.epoll_poll(epfd, events, maxEvents, 0),
     errno: () => errnoView.getInt32(),
     eventSize: packed ? 12 : 16,
     eventDataOffset: packed ? 4 : 8,
