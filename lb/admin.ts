@@ -43,7 +43,7 @@ const log = getLogger(["l4chat", "lb", "admin"]);
 /** What the admin endpoint needs of a running load balancer: a part of {@linkcode LoadBalancer}. */
 export type AdminLb = Pick<
   LoadBalancer,
-  "pool" | "nat" | "config" | "reload" | "closeConnection" | "closeBackendConnections"
+  "pool" | "nat" | "config" | "reload" | "sync" | "closeConnection" | "closeBackendConnections"
 >;
 
 /** The load balancer and the monitor fed by its hooks. */
@@ -228,6 +228,8 @@ class Admin {
       });
     }
     this.#authorize(req);
+    // What workers have not reported yet must show: the table is read right after.
+    await this.#lb.sync?.();
     const parts = path.split("/").slice(1);
     if (path === "/metrics") {
       allow(method, ["GET"]);

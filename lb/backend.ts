@@ -321,14 +321,21 @@ export function reconcile(
  */
 export type BackendSnapshot = Pick<
   Backend,
-  "id" | "addr" | "name" | "weight" | "state" | "maxConn" | "sendProxy" | "alive" | "upSinceMs"
+  | "id"
+  | "addr"
+  | "name"
+  | "weight"
+  | "state"
+  | "maxConn"
+  | "sendProxy"
+  | "alive"
+  | "upSinceMs"
   | "removing"
 >;
 
 /** The snapshot of `backend`. */
 export function snapshotOf(backend: Backend): BackendSnapshot {
-  const { id, addr, name, weight, state, maxConn, sendProxy, alive, upSinceMs, removing } =
-    backend;
+  const { id, addr, name, weight, state, maxConn, sendProxy, alive, upSinceMs, removing } = backend;
   return { id, addr, name, weight, state, maxConn, sendProxy, alive, upSinceMs, removing };
 }
 

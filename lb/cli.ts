@@ -42,10 +42,12 @@ import {
   parseConfigText,
   parseProxyVersion,
   SETTINGS,
+  WORKERS_MAX,
 } from "./config.ts";
 import { updateConfigFile } from "./config_file.ts";
 import { type LoadBalancer, runLb } from "./mod.ts";
 import { LbMonitor } from "./monitor.ts";
+import { runWorkers, WorkerStartError } from "./workers.ts";
 
 const log = getLogger(["l4chat", "lb"]);
 
@@ -123,6 +125,13 @@ Options:
   --grace DUR               on SIGTERM/SIGINT, how long connections may finish before the
                             rest are closed (spread over 1s); a second signal stops at once
                             (default: ${fallback("grace")})
+  --workers N               threads that proxy (1..${WORKERS_MAX}), each listening on the port with
+                            SO_REUSEPORT so the kernel spreads clients over them; health
+                            checks, config and the admin endpoint stay in the main thread,
+                            and limits count every worker's connections (default: ${
+  fallback("workers")
+}).
+                            Under deno run it needs --allow-read of l4chat's files
   --admin ADDR:PORT         serve the admin API, Prometheus /metrics and the dashboard page
                             on this address (default: off; port 0 picks a free one, named
                             in the log as "admin listening on ADDR:PORT"); an address that
@@ -434,7 +443,14 @@ export const lbCommand: Command = {
       lb?.stop();
     });
     const monitor = command.admin === undefined ? undefined : new LbMonitor();
-    const starting = runLb(net, command.config, monitor?.hooks);
+    const starting = command.config.workers > 1
+      ? runWorkers(net, command.config, monitor?.hooks ?? {}, {
+        count: command.config.workers,
+        io: net.io,
+        logLevel: command.logLevel,
+        logFormat: command.logFormat,
+      })
+      : runLb(net, command.config, monitor?.hooks);
     const stopWatching = command.configPath === undefined
       ? () => {}
       : watchConfig(starting, command);
@@ -445,6 +461,7 @@ export const lbCommand: Command = {
     } catch (err) {
       stopWatching();
       removeSignals();
+      if (err instanceof WorkerStartError) throw new FatalError(err.message, { cause: err });
       throw new FatalError(
         `Cannot listen on ${formatAddr(command.config.listen)}: ${(err as Error).message}`,
         { cause: err },

@@ -64,6 +64,11 @@ export interface LoadBalancer {
   readonly config: LbConfig;
   /** Applies `config` in place: connections keep running, removed backends are drained. */
   reload(config: LbConfig): Promise<ReconcileResult>;
+  /**
+   * Brings {@linkcode nat} and the pool's counters up to date, where they are copies (the
+   * workers of `lb --workers` report in batches); resolves at once otherwise.
+   */
+  sync?(): Promise<void>;
   /** Closes the connection of NAT row `id`; false if there is none. */
   closeConnection(id: number, reason?: string): boolean;
   /** Closes the connections of backend `id`, spread over `spreadMs`; returns how many. */

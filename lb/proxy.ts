@@ -277,7 +277,8 @@ export class Proxy {
     }
     this.#tunnels.delete(row.id);
     pool.closed(backend, row.bytesUp, row.bytesDown);
-    if (backend.removing && pool.get(backend.id) === undefined) {
+    // With workers, the main thread says so, once every worker's connections are gone.
+    if (backend.removing && pool.get(backend.id) === undefined && !this.#ctx.shared) {
       log.info("server {backend} drained: removed", {
         event: "removed",
         backend: formatAddr(backend.addr),

@@ -426,6 +426,7 @@ function serveHttp(
 export function bunNet(): Net {
   return {
     runtime: `bun ${bunGlobal().version}`,
+    io: "runtime",
     listen,
     connect,
     relay,

@@ -325,6 +325,7 @@ export function denoNet(options: { io?: IoMode } = {}): Net {
     if (!("unavailable" in libc)) {
       return {
         runtime: `${version}, epoll`,
+        io: "epoll",
         ...epollSockets(libc),
         resolve: resolveAll,
         serveHttp,
@@ -334,5 +335,13 @@ export function denoNet(options: { io?: IoMode } = {}): Net {
       throw new NetError("Other", `--io epoll is not available: ${libc.unavailable}`);
     }
   }
-  return { runtime: version, listen, connect, relay, resolve: resolveAll, serveHttp };
+  return {
+    runtime: version,
+    io: "runtime",
+    listen,
+    connect,
+    relay,
+    resolve: resolveAll,
+    serveHttp,
+  };
 }

@@ -98,6 +98,8 @@ export interface HttpServer {
 export interface Net {
   /** The runtime's name, for `--version` and logs. */
   readonly runtime: string;
+  /** The sockets in use: the epoll engine or the runtime's own (see {@linkcode IoMode}). */
+  readonly io: "epoll" | "runtime";
   /** Binds a TCP listener. Rejects with {@linkcode NetError} (`AddrInUse`, ...). */
   listen(addr: Addr, options?: ListenOptions): Promise<Listener>;
   /**

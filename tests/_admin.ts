@@ -21,7 +21,7 @@ export interface AdminLb {
  */
 export async function startAdminLb(
   args: string[],
-  options?: { env?: Record<string, string>; permissions?: string[] },
+  options?: { env?: Record<string, string>; permissions?: readonly string[] },
 ): Promise<AdminLb> {
   const { proc, port } = await runLb([...args, "--admin", "127.0.0.1:0"], options);
   const admin = await proc.stderr.waitFor(/admin listening on 127\.0\.0\.1:(\d+)/);

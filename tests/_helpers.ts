@@ -43,20 +43,34 @@ export interface RunOptions {
  */
 export const RUNS_WITH_DENO_PERMISSIONS = (Deno.env.get("L4CHAT_BIN") ?? "") === "";
 
-/** A way l4chat can move bytes, and the `lb` arguments that choose it. */
+/** A way l4chat can move bytes, and the `lb` arguments (and permissions) that choose it. */
 export interface DataPath {
   name: string;
   args: string[];
+  options?: RunOptions;
 }
 
 /**
+ * `deno run` needs read access to l4chat's own files to start the workers of `lb --workers`
+ * (a Web Worker's module is read from disk); a compiled binary carries them inside.
+ */
+export const WORKER_PERMISSIONS: RunOptions = {
+  permissions: [...RUN_PERMISSIONS, `--allow-read=${new URL(".", ROOT).pathname}`],
+};
+
+/**
  * Every data path the process under test has: the default (the epoll engine under `deno run`
- * with the README's permissions; Bun's sockets in a Bun binary) and, under Deno, the
- * runtime's own sockets too. The byte-exact, half-close and many-connection tests run on each.
+ * with the README's permissions; Bun's sockets in a Bun binary), two workers, and under Deno
+ * the runtime's own sockets too. The byte-exact, half-close and many-connection tests run on
+ * each.
  */
 export const DATA_PATHS: readonly DataPath[] = RUNS_WITH_DENO_PERMISSIONS
-  ? [{ name: "epoll", args: [] }, { name: "io runtime", args: ["--io", "runtime"] }]
-  : [{ name: "binary", args: [] }];
+  ? [
+    { name: "epoll", args: [] },
+    { name: "io runtime", args: ["--io", "runtime"] },
+    { name: "2 workers", args: ["--workers", "2"], options: WORKER_PERMISSIONS },
+  ]
+  : [{ name: "binary", args: [] }, { name: "2 workers", args: ["--workers", "2"] }];
 
 /** The command line that runs l4chat with `args`. */
 export function l4chatCommand(

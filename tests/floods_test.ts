@@ -78,6 +78,7 @@ for (const path of DATA_PATHS) {
       if (count < 5000) console.log(`open-file limit ${soft}: holding ${count} connections`);
       await using echo = new EchoBackend();
       const { proc: lb, port } = await startLb([echo.port], path.args, {
+        ...path.options,
         openFiles: lbFiles,
       });
       await using _lb = lb;

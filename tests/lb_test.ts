@@ -281,7 +281,11 @@ for (const path of DATA_PATHS) {
       const got = await readAll(conn);
       await writeAll(conn, encoder.encode(`got ${got.length} bytes: ${decoder.decode(got)}\n`));
     });
-    const { proc: lb, port } = await startLb([backend.port], [...ONE_HC, ...path.args]);
+    const { proc: lb, port } = await startLb(
+      [backend.port],
+      [...ONE_HC, ...path.args],
+      path.options,
+    );
     await using _lb = lb;
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     try {
@@ -304,7 +308,11 @@ for (const path of DATA_PATHS) {
       const got = decoder.decode(await readAll(conn));
       if (got !== "") received.resolve(got);
     });
-    const { proc: lb, port } = await startLb([backend.port], [...ONE_HC, ...path.args]);
+    const { proc: lb, port } = await startLb(
+      [backend.port],
+      [...ONE_HC, ...path.args],
+      path.options,
+    );
     await using _lb = lb;
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     try {
@@ -327,7 +335,11 @@ for (const path of DATA_PATHS) {
       const [sent, got] = await Promise.all([sendPattern(conn, 0xbac0), receiveDigest(conn)]);
       if (got.bytes > 0) atBackend.resolve({ sent, got });
     });
-    const { proc: lb, port } = await startLb([backend.port], [...ONE_HC, ...path.args]);
+    const { proc: lb, port } = await startLb(
+      [backend.port],
+      [...ONE_HC, ...path.args],
+      path.options,
+    );
     await using _lb = lb;
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     try {
