@@ -116,22 +116,41 @@ export interface L4chatVariant {
   prefix: string[];
   /** Arguments after the subcommand's own. */
   suffix: string[];
+  /** Whether `serv` runs this way too (the chat workloads); `--workers` is `lb`'s alone. */
+  serv: boolean;
 }
 
-const DENO_RUN = ["run", "--quiet", "--allow-net", "--allow-ffi", MAIN];
+// As `deno task start` grants it (read: the workers' module).
+const DENO_RUN = ["run", "--quiet", "--allow-net", "--allow-ffi", "--allow-read", MAIN];
 
 /** The ways l4chat runs in the benchmark. */
 export const L4CHAT_VARIANTS: readonly L4chatVariant[] = [
   // As `deno task start` runs it: the epoll engine.
-  { name: "deno", runtime: "deno", cmd: Deno.execPath(), prefix: DENO_RUN, suffix: [] },
+  {
+    name: "deno",
+    runtime: "deno",
+    cmd: Deno.execPath(),
+    prefix: DENO_RUN,
+    suffix: [],
+    serv: true,
+  },
   {
     name: "deno-runtime",
     runtime: "deno",
     cmd: Deno.execPath(),
     prefix: DENO_RUN,
     suffix: ["--io", "runtime"],
+    serv: true,
   },
-  { name: "bun", runtime: "bun", cmd: BUN, prefix: [MAIN], suffix: [] },
+  {
+    name: "deno-w2",
+    runtime: "deno",
+    cmd: Deno.execPath(),
+    prefix: DENO_RUN,
+    suffix: ["--workers", "2"],
+    serv: false,
+  },
+  { name: "bun", runtime: "bun", cmd: BUN, prefix: [MAIN], suffix: [], serv: true },
 ];
 
 /** Starts `l4chat <args>` as `variant` runs it, named `name`. */

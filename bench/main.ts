@@ -3,7 +3,7 @@
  * `docs/benchmarks.md` for what it measures and the latest figures.
  *
  * Usage: deno task bench [--quick] [--reps N] [--seconds S] [--only proxy|memory|chat]
- * [--contender none,l4chat-deno,l4chat-deno-runtime,l4chat-bun,haproxy,nginx]
+ * [--contender none,l4chat-deno,l4chat-deno-runtime,l4chat-deno-w2,l4chat-bun,haproxy,nginx]
  * [--clients 10,100,1000]
  * deno task bench --report bench-results/<time>.json (prints the tables of a saved run)
  *
@@ -521,7 +521,7 @@ async function main(): Promise<void> {
       if (ONLY.has("chat")) {
         for (const clients of CHAT_CLIENTS) {
           const variants = L4CHAT_VARIANTS.filter((variant) =>
-            contenders.some((c) => c.name === `l4chat-${variant.name}`)
+            variant.serv && contenders.some((c) => c.name === `l4chat-${variant.name}`)
           );
           for (const variant of rotate(variants, rep)) {
             await bounded(
