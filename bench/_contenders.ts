@@ -11,6 +11,7 @@ import {
   type Proc,
   processTree,
   runCapture,
+  sleep,
   start,
   stop,
   waitForPort,
@@ -165,7 +166,8 @@ export function l4chatLb(variant: L4chatVariant): Contender {
     name,
     async start(backendPort) {
       const port = freePort();
-      // warn: HAProxy and nginx run without a log either; --max-conns 0: no limit, as theirs.
+      // As HAProxy and nginx run here: no log, no connection limit, no health checks but the
+      // one at start (iperf3 -s takes a check's connect for a test and turns the next away).
       const proc = await startL4chat(name, variant, [
         "lb",
         "127.0.0.1",
@@ -176,8 +178,12 @@ export function l4chatLb(variant: L4chatVariant): Contender {
         "warn",
         "--max-conns",
         "0",
+        "--hc-interval",
+        "1h",
       ]);
       await started(proc, port);
+      // The check at start is made once listening; let it be over before the load begins.
+      await sleep(300);
       return running(port, [proc]);
     },
   };

@@ -474,7 +474,9 @@ function run(flow: Flow): void {
       }
     }
     if (flow.eof) return end(flow);
-    if (!src.canRead) return;
+    // Nothing is read while the destination is full: the bytes wait in the kernel, whose
+    // receive window then slows the sender (backpressure).
+    if (!src.canRead || !dst.canWrite) return;
     if (flow.pipeR >= 0) {
       // Splice until the socket is empty: a short splice may only mean the pipe ran out of
       // slots, so it says nothing of what is left.
@@ -505,14 +507,11 @@ function run(flow: Flow): void {
         const pipe = relay.poller.takePipe();
         if (pipe !== undefined) [flow.pipeR, flow.pipeW] = pipe;
       }
-      let w = 0;
-      if (dst.canWrite) {
-        w = libc.send(dst.fd, buf, n);
-        if (w < 0) {
-          const errno = libc.errno();
-          if (errno !== EAGAIN) return failed(flow, errno);
-          w = 0;
-        }
+      let w = libc.send(dst.fd, buf, n);
+      if (w < 0) {
+        const errno = libc.errno();
+        if (errno !== EAGAIN) return failed(flow, errno);
+        w = 0;
       }
       if (w > 0) counted(flow, w);
       if (w < n) {
