@@ -601,12 +601,13 @@ class EpollConn implements Conn, Pollable {
   /** The relay flow writing to this socket, while one does. */
   inFlow: Flow | undefined;
 
-  constructor(poller: Poller, fd: number, remote: Addr | undefined) {
+  /** `noDelay`: set TCP_NODELAY (an accepted socket has it from its listener already). */
+  constructor(poller: Poller, fd: number, remote: Addr | undefined, noDelay: boolean) {
     this.#poller = poller;
     this.fd = fd;
     this.#remote = remote;
     // Small writes go out at once, as the runtime's sockets are set up too.
-    poller.setIntOption(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    if (noDelay) poller.setIntOption(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     this.#slot = poller.add(this, fd, CONN_EVENTS);
   }
 
@@ -859,7 +860,7 @@ class EpollListener implements Listener, Pollable {
         break;
       }
       try {
-        this.#queue.push(new EpollConn(poller, fd, decodeSockaddr(poller.addrBuf)));
+        this.#queue.push(new EpollConn(poller, fd, decodeSockaddr(poller.addrBuf), false));
       } catch {
         // Not registered (out of memory for the epoll set): turn this one away.
         libc.close(fd);
@@ -975,6 +976,8 @@ export function epollSockets(libc: Libc): EpollSockets {
       throw err;
     };
     if (!poller.setIntOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)) fail();
+    // Accepted sockets inherit it (Linux): one system call per listener, not per client.
+    poller.setIntOption(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     if (options?.reusePort && !poller.setIntOption(fd, SOL_SOCKET, SO_REUSEPORT, 1)) fail();
     if (libc.bind(fd, sockaddr) < 0) fail();
     if (libc.listen(fd, LISTEN_BACKLOG) < 0) fail();
@@ -983,13 +986,19 @@ export function epollSockets(libc: Libc): EpollSockets {
 
   function connectTo(target: Target, timeoutMs: number | undefined): Promise<EpollConn> {
     const { sockaddr, remote } = target;
-    const fd = openSocket(sockaddr);
     let conn: EpollConn;
+    let fd: number;
     try {
-      conn = new EpollConn(poller, fd, remote);
+      fd = openSocket(sockaddr);
+      try {
+        conn = new EpollConn(poller, fd, remote, true);
+      } catch (err) {
+        libc.close(fd);
+        throw err;
+      }
     } catch (err) {
-      libc.close(fd);
-      throw err;
+      // Out of descriptors and the like: a rejection, as every other failure to connect.
+      return Promise.reject(err);
     }
     if (libc.connect(fd, sockaddr) === 0) return Promise.resolve(conn);
     const errno = libc.errno();
@@ -1004,8 +1013,14 @@ export function epollSockets(libc: Libc): EpollSockets {
     });
   }
 
-  async function connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Conn> {
-    const timeoutMs = options?.timeoutMs;
+  function connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Conn> {
+    // The usual case, a backend connected to before, takes no detour through a promise.
+    const known = targets.get(`${addr.hostname} ${addr.port}`);
+    if (known !== undefined) return connectTo(known, options?.timeoutMs);
+    return connectFirst(addr, options?.timeoutMs);
+  }
+
+  async function connectFirst(addr: Addr, timeoutMs: number | undefined): Promise<Conn> {
     const found = await targetsOf(addr);
     if (found.length === 1) return connectTo(found[0], timeoutMs);
     const started = Date.now();
