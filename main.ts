@@ -73,7 +73,7 @@ async function main(argv: string[]): Promise<number> {
   const debug = args.includes("--debug");
   try {
     const { io, rest } = takeIoFlag(args.filter((arg) => arg !== "--debug"));
-    return await command.run(rest, await loadNet({ io }));
+    return await command.run(rest, await loadNet({ io }), { mainUrl: import.meta.url });
   } catch (err) {
     // An --io mode that cannot run here is a usage mistake, named in one line.
     if (err instanceof UsageError || (err instanceof NetError && err.message.startsWith("--io"))) {

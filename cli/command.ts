@@ -11,5 +11,15 @@ export interface Command {
    * exit code. Throws `UsageError` for a bad command line, `FatalError` for a failure the
    * user can act on (a port in use); anything else is a bug.
    */
-  run(args: string[], net: Net): Promise<number>;
+  run(args: string[], net: Net, env: CommandEnv): Promise<number>;
+}
+
+/** What `main.ts` knows that a subcommand may need. */
+export interface CommandEnv {
+  /**
+   * The URL of `main.ts`: modules that must be loaded by URL (the workers of `lb --workers`)
+   * are found relative to it, which holds in the source tree and in both kinds of binary
+   * (in a Bun-built one, every bundled module's own `import.meta.url` is the executable's).
+   */
+  mainUrl: string;
 }

@@ -394,7 +394,7 @@ function watchConfig(starting: Promise<LoadBalancer>, command: LbCommand): () =>
 export const lbCommand: Command = {
   usage: LB_USAGE,
   help: LB_HELP,
-  async run(args, net) {
+  async run(args, net, env) {
     const command = parseLbArgs(args);
     if (command.configPath !== undefined) {
       const loaded = await loadLbConfig(command);
@@ -446,6 +446,7 @@ export const lbCommand: Command = {
     const starting = command.config.workers > 1
       ? runWorkers(net, command.config, monitor?.hooks ?? {}, {
         count: command.config.workers,
+        moduleUrl: new URL("./lb/worker.ts", env.mainUrl).href,
         io: net.io,
         logLevel: command.logLevel,
         logFormat: command.logFormat,

@@ -103,6 +103,8 @@ export type FromWorker =
 export interface WorkersOptions {
   /** How many. */
   count: number;
+  /** The URL of `worker.ts`, the module each worker runs. */
+  moduleUrl: string;
   /** The sockets each loads (`--io`). */
   io: IoMode;
   logLevel: LogLevelName;
@@ -269,7 +271,7 @@ export async function runWorkers(
 
   /** Starts worker `index`, listening on `listen`; resolves to its bound address. */
   const startWorker = (index: number, listen: Addr): Promise<Addr> => {
-    const worker = new Worker(new URL("./worker.ts", import.meta.url).href, {
+    const worker = new Worker(options.moduleUrl, {
       type: "module",
       name: `l4chat-lb-worker-${index + 1}`,
     });
