@@ -148,7 +148,7 @@ Deno.test("serv drops an overlong line, tells only its sender, and keeps the sen
 });
 
 Deno.test("serv disconnects a client that never reads; the others keep every line in order", async () => {
-  const { proc: serv, port } = await startServ(["--max-output", "64KiB"]);
+  const { proc: serv, port } = await startServ(["--max-output", "64KiB", "--presence", "off"]);
   await using _serv = serv;
   using sink = await RawClient.connect(port); // never reads
   using talker = await RawClient.connect(port);
