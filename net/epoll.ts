@@ -492,12 +492,7 @@ function run(flow: Flow): void {
       }
       const errno = libc.errno();
       if (errno !== EAGAIN && errno !== EINTR) return failed(flow, errno);
-      src.canRead = false;
-      // A flow that moved less than the shared buffer since it last ran dry has slowed down:
-      // its pipe goes back, and the next read is a plain copy again.
-      if (flow.burst < SHARED_BYTES) releasePipe(flow);
-      flow.burst = 0;
-      return;
+      return ranDry(flow);
     }
     const buf = relay.poller.shared;
     const n = libc.recv(src.fd, buf, SHARED_BYTES);
@@ -521,11 +516,7 @@ function run(flow: Flow): void {
       }
       // A stream socket that gave less than asked is empty: a later arrival is a new edge.
       // Unless its peer has finished, when the next read must see the end of stream.
-      if (n < SHARED_BYTES && !src.peerDone) {
-        src.canRead = false;
-        flow.burst = 0;
-        return;
-      }
+      if (n < SHARED_BYTES && !src.peerDone) return ranDry(flow);
       continue;
     }
     if (n === 0) {
@@ -534,10 +525,19 @@ function run(flow: Flow): void {
     }
     const errno = libc.errno();
     if (errno !== EAGAIN && errno !== EINTR) return failed(flow, errno);
-    src.canRead = false;
-    flow.burst = 0;
-    return;
+    return ranDry(flow);
   }
+}
+
+/**
+ * `flow.src` has nothing more to read for now: the flow waits for its next edge. A flow that
+ * moved less than the shared buffer since it last ran dry has slowed down: its pipe goes
+ * back, and its next read is a plain copy again.
+ */
+function ranDry(flow: Flow): void {
+  flow.src.canRead = false;
+  if (flow.burst < SHARED_BYTES) releasePipe(flow);
+  flow.burst = 0;
 }
 
 /** `flow.src` has ended and everything it sent has been delivered. */
