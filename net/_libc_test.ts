@@ -1,0 +1,35 @@
+import assert from "node:assert/strict";
+import { decodeSockaddr, encodeSockaddr, errnoError } from "./_libc.ts";
+
+Deno.test("encodeSockaddr() and decodeSockaddr() round-trip IPv4 and IPv6 literals", () => {
+  const cases: [string, number, string][] = [
+    ["127.0.0.1", 20000, "127.0.0.1"],
+    ["0.0.0.0", 1, "0.0.0.0"],
+    ["::1", 65535, "::1"],
+    ["::", 80, "::"],
+    ["2001:db8:0:0:1:0:0:1", 443, "2001:db8::1:0:0:1"],
+    ["::ffff:127.0.0.2", 10010, "::ffff:127.0.0.2"],
+  ];
+  for (const [hostname, port, canonical] of cases) {
+    const bytes = encodeSockaddr({ hostname, port });
+    assert.ok(bytes !== undefined, hostname);
+    assert.equal(bytes.length, hostname.includes(":") ? 28 : 16);
+    assert.deepEqual(decodeSockaddr(bytes), { hostname: canonical, port }, hostname);
+  }
+});
+
+Deno.test("encodeSockaddr() leaves host names to the resolver", () => {
+  assert.equal(encodeSockaddr({ hostname: "localhost", port: 1 }), undefined);
+  assert.equal(encodeSockaddr({ hostname: "127.0.0.256", port: 1 }), undefined);
+});
+
+Deno.test("errnoError() speaks the one vocabulary, in Deno's words", () => {
+  assert.equal(errnoError(111).code, "ConnectionRefused");
+  assert.equal(errnoError(111).message, "connection refused");
+  assert.equal(errnoError(104).code, "ConnectionReset");
+  assert.equal(errnoError(32).code, "BrokenPipe");
+  assert.equal(errnoError(98, "bind").message, "bind: address already in use");
+  assert.equal(errnoError(9999).code, "Other");
+  // A network event carries no stack: where l4chat noticed it says nothing.
+  assert.equal(errnoError(111).stack?.includes("    at "), false);
+});
