@@ -6,9 +6,11 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import process from "node:process";
-import { type BlackHole, netContract } from "./_contract.ts";
-import { loadNet } from "./mod.ts";
+import { type BlackHole, type ContractCase, netContract } from "./_contract.ts";
+import type { BunNet } from "./bun.ts";
+import { type Conn, loadNet, NetError } from "./mod.ts";
 
 const net = await loadNet();
 if (!net.runtime.startsWith("bun ")) {
@@ -25,8 +27,69 @@ const blackHole = hole
     })
   : undefined;
 
+/** Starts `_bun_reuse_port_worker.ts` listening on `port`; resolves with the port bound. */
+async function startListenerWorker(name: string, port: number): Promise<[Worker, number]> {
+  const worker = new Worker(new URL("./_bun_reuse_port_worker.ts", import.meta.url), {
+    type: "module",
+  });
+  const reply = new Promise<{ port?: number; error?: string }>((resolve, reject) => {
+    worker.onmessage = (event) => resolve(event.data);
+    worker.onerror = (event) => reject(new Error(`worker ${name}: ${event.message}`));
+  });
+  worker.postMessage({ name, port });
+  const { port: bound, error } = await reply;
+  if (bound === undefined) {
+    worker.terminate();
+    throw new Error(`worker ${name} cannot listen: ${error}`);
+  }
+  return [worker, bound];
+}
+
+/** Reads until end of stream, as text. */
+async function readText(conn: Conn): Promise<string> {
+  const buf = new Uint8Array(64);
+  let text = "";
+  let n;
+  while ((n = await conn.read(buf)) !== null) text += new TextDecoder().decode(buf.subarray(0, n));
+  return text;
+}
+
+/** What Bun's Net does beyond the shared contract. */
+function bunCases(net: BunNet): ContractCase[] {
+  return [{
+    name: "listen() with reusePort: two Workers listen on one port and both accept",
+    fn: async () => {
+      const workers: Worker[] = [];
+      try {
+        const [a, port] = await startListenerWorker("A", 0);
+        workers.push(a);
+        // Without reusePort the port is taken.
+        await assert.rejects(
+          net.listen({ hostname: "127.0.0.1", port }),
+          (err) => err instanceof NetError && err.code === "AddrInUse",
+        );
+        const [b] = await startListenerWorker("B", port);
+        workers.push(b);
+        // The kernel picks a listener by a hash of each connection's addresses and ports.
+        const seen = new Set<string>();
+        for (let i = 0; i < 200 && seen.size < 2; i++) {
+          const conn = await net.connect({ hostname: "127.0.0.1", port }, { timeoutMs: 5000 });
+          try {
+            seen.add(await readText(conn));
+          } finally {
+            conn.close();
+          }
+        }
+        assert.deepEqual([...seen].sort(), ["A", "B"]);
+      } finally {
+        for (const worker of workers) worker.terminate();
+      }
+    },
+  }];
+}
+
 let passed = 0, failed = 0, skipped = 0;
-for (const c of netContract(net, { blackHole })) {
+for (const c of [...netContract(net, { blackHole }), ...bunCases(net as BunNet)]) {
   if (c.ignore !== undefined) {
     skipped++;
     process.stdout.write(`bunNet: ${c.name} ... skipped (${c.ignore})\n`);
