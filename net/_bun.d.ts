@@ -75,6 +75,8 @@ export interface BunSocketHandler<Data = unknown> {
   close?(socket: BunSocket<Data>, error?: Error): void;
   /** An error Bun did not report through `close`. */
   error?(socket: BunSocket<Data>, error: Error): void;
+  /** A connect failed (refused, name not found); `close` does not run for it. */
+  connectError?(socket: BunSocket<Data>, error: Error): void;
 }
 
 /** What `Bun.listen` returns. */
@@ -103,6 +105,8 @@ export interface BunConnectOptions<Data> {
   hostname: string;
   port: number;
   allowHalfOpen: boolean;
+  /** The socket's `data` from the start, before `open`. */
+  data?: Data;
   socket: BunSocketHandler<Data>;
 }
 
@@ -114,7 +118,8 @@ export interface BunGlobal {
   listen<Data>(options: BunListenOptions<Data>): BunTcpListener;
   /**
    * Connects; resolves with the socket once `open` has run, rejects with a Node-style error
-   * (`ECONNREFUSED`, `ENOTFOUND`). There is no timeout and no way to abandon the attempt.
+   * (`ECONNREFUSED`, `ENOTFOUND`) after `connectError` has run. There is no timeout and no way
+   * to abandon the attempt.
    */
   connect<Data>(options: BunConnectOptions<Data>): Promise<BunSocket<Data>>;
 }

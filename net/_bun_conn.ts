@@ -117,6 +117,7 @@ export class BunConn implements Conn {
   /** `closeWrite()` was asked while `#unsent` was still waiting: shut down once it is out. */
   #shutPending = false;
   #paused = false;
+  /** What failed, as Bun reported it; `close()` here is not an error until someone asks. */
   #error: NetError | undefined;
   #wakeRead: (() => void) | undefined;
   /** The tail of a write the kernel did not take yet, sent on `drain`. */
@@ -129,8 +130,8 @@ export class BunConn implements Conn {
 
   constructor(socket: BunSocket<BunConn>) {
     this.#socket = socket;
+    // No setNoDelay(): Bun sets TCP_NODELAY on every socket it accepts or connects (strace).
     socket.data = this;
-    socket.setNoDelay(true);
   }
 
   /**
@@ -144,12 +145,12 @@ export class BunConn implements Conn {
       data: (socket, chunk) => socket.data.#onData(chunk),
       drain: (socket) => socket.data.#onDrain(),
       end: (socket) => socket.data.#onEnd(),
-      // A connect that fails closes a socket that never opened: it has no BunConn.
+      // Until `open`, a connecting socket's `data` is whatever connect() put there.
       close: (socket, err) => {
-        if (socket.data !== undefined) socket.data.#onClose(err);
+        if (socket.data instanceof BunConn) socket.data.#onClose(err);
       },
       error: (socket, err) => {
-        if (socket.data !== undefined) socket.data.#failWith(err);
+        if (socket.data instanceof BunConn) socket.data.#failWith(err);
       },
     };
   }
@@ -265,12 +266,12 @@ export class BunConn implements Conn {
     const relay = this.#relay;
     if (relay === undefined) {
       this.#wake();
-    } else if (this.#error !== undefined) {
-      BunConn.#relayFailed(relay, this.#error);
+    } else if (this.#error !== undefined || this.#closed) {
+      BunConn.#relayFailed(relay, this.#error ?? closedError());
     } else {
       if (cleanEnd) BunConn.#relaySrcEnded(relay, this);
       // Closed while this side could still write: the other direction cannot finish.
-      if (!this.#writeShut) BunConn.#relayFailed(relay, closedError());
+      if (!this.#writeShut && !relay.done) BunConn.#relayFailed(relay, closedError());
     }
   }
 
@@ -376,7 +377,6 @@ export class BunConn implements Conn {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#error ??= closedError();
     this.#chunks = undefined;
     this.#queued = 0;
     if (!this.#gone) this.#socket.end();

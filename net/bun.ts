@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { BunGlobal, BunSocket, BunTcpListener } from "./_bun.d.ts";
+import type { BunGlobal, BunSocket, BunSocketHandler, BunTcpListener } from "./_bun.d.ts";
 import { BunConn, toNetError } from "./_bun_conn.ts";
 import {
   type Addr,
@@ -51,7 +51,7 @@ class BunListener implements Listener {
   #server: BunTcpListener;
   #pending: BunConn[] = [];
   #closed = false;
-  #wake: (() => void) | undefined;
+  #waiter: ((result: IteratorResult<Conn>) => void) | undefined;
 
   constructor(addr: Addr, options: ListenOptions | undefined) {
     this.#server = bunGlobal().listen<BunConn>({
@@ -72,22 +72,28 @@ class BunListener implements Listener {
       conn.close();
       return;
     }
-    this.#pending.push(conn);
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+    const waiter = this.#waiter;
+    if (waiter === undefined) {
+      this.#pending.push(conn);
+    } else {
+      this.#waiter = undefined;
+      waiter({ value: conn, done: false });
+    }
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Conn> {
-    while (true) {
-      const conn = this.#pending.shift();
-      if (conn !== undefined) {
-        yield conn;
-        continue;
-      }
-      if (this.#closed) return;
-      await new Promise<void>((resolve) => this.#wake = resolve);
-    }
+  /** One iteration at a time, as `for await` does; a promise only when nothing is pending. */
+  #next(): Promise<IteratorResult<Conn>> {
+    const conn = this.#pending.shift();
+    if (conn !== undefined) return Promise.resolve({ value: conn, done: false });
+    if (this.#closed) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve) => this.#waiter = resolve);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Conn> {
+    return {
+      next: () => this.#next(),
+      return: () => Promise.resolve({ value: undefined, done: true }),
+    };
   }
 
   close(): void {
@@ -97,9 +103,9 @@ class BunListener implements Listener {
     this.#server.stop();
     // Accepted but never taken: nobody else owns these.
     for (const conn of this.#pending.splice(0)) conn.close();
-    const wake = this.#wake;
-    this.#wake = undefined;
-    wake?.();
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    waiter?.({ value: undefined, done: true });
   }
 }
 
@@ -115,38 +121,61 @@ function listen(addr: Addr, options?: ListenOptions): Promise<Listener> {
   }
 }
 
-/** Every connecting socket's handlers: `open` makes its BunConn, before any `data`. */
-const CONNECT_HANDLER = BunConn.handler((socket) => new BunConn(socket));
+/** A connect in progress: the `data` of its socket until `open` replaces it with the BunConn. */
+class ConnectAttempt {
+  readonly promise: Promise<Conn>;
+  resolve!: (conn: Conn) => void;
+  reject!: (err: NetError) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  timedOut = false;
+
+  constructor() {
+    this.promise = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+}
+
+function connectTimedOut(attempt: ConnectAttempt, timeoutMs: number): void {
+  // Bun cannot abandon a connect: if it completes later, `open` closes the socket.
+  attempt.timedOut = true;
+  attempt.reject(new NetError("TimedOut", `connect timed out after ${timeoutMs} ms`));
+}
+
+/** Every connecting socket's handlers: shared, the attempt rides in the socket's `data`. */
+const CONNECT_HANDLER: BunSocketHandler<BunConn> = {
+  ...BunConn.handler((socket) => {
+    const attempt = socket.data as unknown as ConnectAttempt;
+    const conn = new BunConn(socket);
+    clearTimeout(attempt.timer);
+    if (attempt.timedOut) conn.close();
+    else attempt.resolve(conn);
+  }),
+  connectError: (socket, err) => {
+    const attempt = socket.data as unknown as ConnectAttempt;
+    clearTimeout(attempt.timer);
+    if (!attempt.timedOut) attempt.reject(toNetError(err));
+  },
+};
+
+/** Bun.connect's own promise: its outcome reaches the attempt through the handlers. */
+function ignore(): void {}
 
 function connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Conn> {
-  return new Promise((resolve, reject) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let timedOut = false;
-    const timeoutMs = options?.timeoutMs;
-    if (timeoutMs !== undefined) {
-      timer = setTimeout(() => {
-        // Bun cannot abandon a connect: if it completes later, the socket is closed then.
-        timedOut = true;
-        reject(new NetError("TimedOut", `connect timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-    }
-    bunGlobal().connect<BunConn>({
-      hostname: addr.hostname,
-      port: addr.port,
-      allowHalfOpen: true,
-      socket: CONNECT_HANDLER,
-    }).then(
-      (socket) => {
-        clearTimeout(timer);
-        if (timedOut) socket.data.close();
-        else resolve(socket.data);
-      },
-      (err) => {
-        clearTimeout(timer);
-        if (!timedOut) reject(toNetError(err));
-      },
-    );
-  });
+  const attempt = new ConnectAttempt();
+  const timeoutMs = options?.timeoutMs;
+  if (timeoutMs !== undefined) {
+    attempt.timer = setTimeout(connectTimedOut, timeoutMs, attempt, timeoutMs);
+  }
+  bunGlobal().connect<BunConn>({
+    hostname: addr.hostname,
+    port: addr.port,
+    allowHalfOpen: true,
+    data: attempt as unknown as BunConn,
+    socket: CONNECT_HANDLER,
+  }).catch(ignore);
+  return attempt.promise;
 }
 
 function relay(
