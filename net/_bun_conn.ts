@@ -81,8 +81,11 @@ const RELEASE_MIN = 64 * 1024;
  */
 function release(chunk: Uint8Array): void {
   const buffer = chunk.buffer;
-  if (chunk.byteOffset === 0 && buffer.byteLength === chunk.byteLength) {
+  if (chunk.byteOffset !== 0 || buffer.byteLength !== chunk.byteLength) return;
+  try {
     (buffer as ArrayBuffer).transfer(0);
+  } catch {
+    // Not detachable after all: the collector frees it, as without this.
   }
 }
 

@@ -168,13 +168,19 @@ function connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Conn> {
   if (timeoutMs !== undefined) {
     attempt.timer = setTimeout(connectTimedOut, timeoutMs, attempt, timeoutMs);
   }
-  bunGlobal().connect<BunConn>({
-    hostname: addr.hostname,
-    port: addr.port,
-    allowHalfOpen: true,
-    data: attempt as unknown as BunConn,
-    socket: CONNECT_HANDLER,
-  }).catch(ignore);
+  try {
+    bunGlobal().connect<BunConn>({
+      hostname: addr.hostname,
+      port: addr.port,
+      allowHalfOpen: true,
+      data: attempt as unknown as BunConn,
+      socket: CONNECT_HANDLER,
+    }).catch(ignore);
+  } catch (err) {
+    // Arguments Bun refuses at once (a port out of range, say).
+    clearTimeout(attempt.timer);
+    attempt.reject(toNetError(err));
+  }
   return attempt.promise;
 }
 
