@@ -393,7 +393,8 @@ export class BunConn implements Conn {
     const relay = this.#relay;
     if (!this.#gone) {
       // In a relay, a socket whose peer has ended too is done both ways: closing it sends the
-      // same FIN (nothing is left unread) and saves Bun a shutdown() and a poll change.
+      // same FIN (nothing is left unread) and saves a shutdown() and a poll change. Bun does
+      // the same when the FIN comes after this side's shutdown: it closes the socket itself.
       if (relay !== undefined && this.#eof) this.#socket.end();
       else this.#socket.shutdown();
     }
