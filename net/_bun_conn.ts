@@ -392,9 +392,10 @@ export class BunConn implements Conn {
     this.#writeShut = true;
     const relay = this.#relay;
     if (!this.#gone) {
-      // In a relay, a socket whose peer has ended too is done both ways: closing it sends the
-      // same FIN (nothing is left unread) and saves a shutdown() and a poll change. Bun does
-      // the same when the FIN comes after this side's shutdown: it closes the socket itself.
+      // In a relay, a socket whose peer has ended too is done both ways and the relay closes
+      // it next: closing it now sends the same FIN (nothing is left unread) and saves a
+      // shutdown() and a poll change. Bun does the same when the FIN comes after this side's
+      // shutdown: it closes the socket itself.
       if (relay !== undefined && this.#eof) this.#socket.end();
       else this.#socket.shutdown();
     }
@@ -427,8 +428,8 @@ export class BunConn implements Conn {
   }
 
   /**
-   * Relays between `a` and `b` (see {@linkcode relay}): from now on each chunk read on one is
-   * written to the other as it arrives.
+   * Relays between `a` and `b` as `Net.relay` does: from now on each chunk read on one is
+   * written to the other as it arrives; both are closed when it ends, however it ends.
    */
   static relay(
     a: BunConn,
@@ -462,12 +463,17 @@ export class BunConn implements Conn {
     else dst.#shutdown();
   }
 
-  /** The direction into `dst` is over: its source ended and `dst`'s write side is shut down. */
+  /**
+   * The direction into `dst` is over: its source ended and `dst`'s write side is shut down.
+   * After the second, both sides are closed (most are already: see `#shutdown()`).
+   */
   static #relayEnded(relay: Relay, dst: BunConn): void {
     if (relay.done) return;
     relay.onEnd?.(dst === relay.b ? "up" : "down");
     if (--relay.running > 0) return;
     BunConn.#relayOver(relay);
+    relay.a.close();
+    relay.b.close();
     relay.resolve({});
   }
 

@@ -17,6 +17,7 @@ import {
   type Conn,
   type HttpServer,
   type Listener,
+  type ListenOptions,
   type Net,
   NetError,
   type RelayCounters,
@@ -27,23 +28,6 @@ import { resolveAll } from "./_resolve.ts";
 
 function bunGlobal(): BunGlobal {
   return (globalThis as unknown as { Bun: BunGlobal }).Bun;
-}
-
-/** Options of {@linkcode listen}. */
-export interface ListenOptions {
-  /**
-   * Sets SO_REUSEPORT, so that several listeners (one per Web Worker, say) bind the same port;
-   * on Linux the kernel spreads new connections among them. Each of them must ask for it.
-   */
-  reusePort?: boolean;
-}
-
-/**
- * Bun's {@linkcode Net}, whose `listen` takes {@linkcode ListenOptions} (until `Net` itself
- * declares them).
- */
-export interface BunNet extends Net {
-  listen(addr: Addr, options?: ListenOptions): Promise<Listener>;
 }
 
 class BunListener implements Listener {
@@ -214,7 +198,7 @@ function serveHttp(
 }
 
 /** The {@linkcode Net} of Bun: `Bun.listen` / `Bun.connect` sockets and `Bun.serve`. */
-export function bunNet(): BunNet {
+export function bunNet(): Net {
   return {
     runtime: `bun ${bunGlobal().version}`,
     io: "runtime",

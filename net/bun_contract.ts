@@ -9,8 +9,7 @@
 import assert from "node:assert/strict";
 import process from "node:process";
 import { type BlackHole, type ContractCase, netContract } from "./_contract.ts";
-import type { BunNet } from "./bun.ts";
-import { type Conn, loadNet, NetError } from "./mod.ts";
+import { type Conn, loadNet, type Net, NetError } from "./mod.ts";
 
 const net = await loadNet();
 if (!net.runtime.startsWith("bun ")) {
@@ -55,7 +54,7 @@ async function readText(conn: Conn): Promise<string> {
 }
 
 /** What Bun's Net does beyond the shared contract. */
-function bunCases(net: BunNet): ContractCase[] {
+function bunCases(net: Net): ContractCase[] {
   return [{
     name: "listen() with reusePort: two Workers listen on one port and both accept",
     fn: async () => {
@@ -89,7 +88,7 @@ function bunCases(net: BunNet): ContractCase[] {
 }
 
 let passed = 0, failed = 0, skipped = 0;
-for (const c of [...netContract(net, { blackHole }), ...bunCases(net as BunNet)]) {
+for (const c of [...netContract(net, { blackHole }), ...bunCases(net)]) {
   if (c.ignore !== undefined) {
     skipped++;
     process.stdout.write(`bunNet: ${c.name} ... skipped (${c.ignore})\n`);
