@@ -2,11 +2,12 @@
  * The {@linkcode Net} of Bun, on `Bun.listen` / `Bun.connect` for TCP and `Bun.serve` for HTTP.
  *
  * Not `node:net`: there every socket is a full `stream.Duplex` in JavaScript over Bun's native
- * socket (two to three times the memory per idle connection, and its chunk sizes chosen for
- * it). Here the relay is push-based: Bun hands each chunk it reads (up to 512 KiB) to the
- * socket's `data` handler, which writes it to the other socket at once; nothing per chunk
- * allocates a promise. Backpressure and half-close are made by hand in `_bun_conn.ts`, from
- * `write()`'s partial counts, `drain`, `pause()` / `resume()` and `shutdown()`.
+ * socket. On this machine `lb` on `node:net` held 13.8 KB of RSS per idle proxied connection at
+ * 2,000 and 10.1 KB at 9,900; on these sockets 8.2 KB and 4.3 KB (`deno task bench`). Here the
+ * relay is push-based: Bun hands each chunk it reads (up to 512 KiB) to the socket's `data`
+ * handler, which writes it to the other socket at once; nothing per chunk allocates a promise.
+ * Backpressure and half-close are made by hand in `_bun_conn.ts`, from `write()`'s partial
+ * counts, `drain`, `pause()` / `resume()` and `shutdown()`.
  *
  * @module
  */
