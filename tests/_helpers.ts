@@ -51,6 +51,12 @@ export interface DataPath {
 }
 
 /**
+ * Whether `lb --workers` can run here: it needs `SO_REUSEPORT` spreading connections over
+ * the listeners of one port, which Linux does (macOS and Windows do not).
+ */
+export const WORKERS_OK = Deno.build.os === "linux";
+
+/**
  * `deno run` needs read access to l4chat's own files to start the workers of `lb --workers`
  * (a Web Worker's module is read from disk); a compiled binary carries them inside.
  */
@@ -64,13 +70,18 @@ export const WORKER_PERMISSIONS: RunOptions = {
  * the runtime's own sockets too. The byte-exact, half-close and many-connection tests run on
  * each.
  */
-export const DATA_PATHS: readonly DataPath[] = RUNS_WITH_DENO_PERMISSIONS
-  ? [
-    { name: "epoll", args: [] },
-    { name: "io runtime", args: ["--io", "runtime"] },
-    { name: "2 workers", args: ["--workers", "2"], options: WORKER_PERMISSIONS },
-  ]
-  : [{ name: "binary", args: [] }, { name: "2 workers", args: ["--workers", "2"] }];
+export const DATA_PATHS: readonly DataPath[] = [
+  ...(RUNS_WITH_DENO_PERMISSIONS
+    ? [{ name: "epoll", args: [] }, { name: "io runtime", args: ["--io", "runtime"] }]
+    : [{ name: "binary", args: [] }]),
+  ...(WORKERS_OK
+    ? [{
+      name: "2 workers",
+      args: ["--workers", "2"],
+      options: RUNS_WITH_DENO_PERMISSIONS ? WORKER_PERMISSIONS : undefined,
+    }]
+    : []),
+];
 
 /** The command line that runs l4chat with `args`. */
 export function l4chatCommand(

@@ -18,6 +18,7 @@ import {
   RUNS_WITH_DENO_PERMISSIONS,
   startLb,
   WORKER_PERMISSIONS,
+  WORKERS_OK,
 } from "./_helpers.ts";
 
 const TWO_WORKERS = ["--workers", "2"];
@@ -40,7 +41,10 @@ async function closedEmpty(client: RawClient): Promise<boolean> {
   }
 }
 
-Deno.test("lb --workers 2: clients reach both workers, and --admin shows one NAT table", async () => {
+Deno.test({
+  name: "lb --workers 2: clients reach both workers, and --admin shows one NAT table",
+  ignore: !WORKERS_OK,
+}, async () => {
   await using backend = new EchoBackend("a");
   const { proc, port, adminPort } = await startAdminLb(
     ["127.0.0.1", "127.0.0.1", String(backend.port), "--port", "0", ...TWO_WORKERS],
@@ -80,7 +84,10 @@ Deno.test("lb --workers 2: clients reach both workers, and --admin shows one NAT
   await proc.stderr.waitFor(/Current NAT table length : 0$/);
 });
 
-Deno.test("lb --workers 2 --max-conns counts every worker's connections", async () => {
+Deno.test({
+  name: "lb --workers 2 --max-conns counts every worker's connections",
+  ignore: !WORKERS_OK,
+}, async () => {
   await using backend = new EchoBackend("a");
   const { proc: lb, port } = await startLb(
     [backend.port],
@@ -110,7 +117,10 @@ Deno.test("lb --workers 2 --max-conns counts every worker's connections", async 
   }
 });
 
-Deno.test("lb --workers 2 --max-conns-per-ip counts one client IP across workers", async () => {
+Deno.test({
+  name: "lb --workers 2 --max-conns-per-ip counts one client IP across workers",
+  ignore: !WORKERS_OK,
+}, async () => {
   await using backend = new EchoBackend("a");
   const { proc: lb, port } = await startLb(
     [backend.port],
@@ -137,7 +147,10 @@ Deno.test("lb --workers 2 --max-conns-per-ip counts one client IP across workers
   assert.equal(lb.stderr.count(/refused: max-conns-per-ip$/), 6);
 });
 
-Deno.test("lb --workers 2: a dead backend is avoided by every worker", async () => {
+Deno.test({
+  name: "lb --workers 2: a dead backend is avoided by every worker",
+  ignore: !WORKERS_OK,
+}, async () => {
   const alive = new EchoBackend("alive");
   await using _alive = alive;
   const doomed = new EchoBackend("doomed");
@@ -158,7 +171,7 @@ Deno.test("lb --workers 2: a dead backend is avoided by every worker", async () 
 
 Deno.test({
   name: "lb --workers under deno run without read access says so in one line, exit 1",
-  ignore: !RUNS_WITH_DENO_PERMISSIONS,
+  ignore: !RUNS_WITH_DENO_PERMISSIONS || !WORKERS_OK,
   fn: async () => {
     await using lb = new L4chat(["lb", "127.0.0.1", "1", "--port", "0", ...TWO_WORKERS], {
       permissions: RUN_PERMISSIONS,
