@@ -272,6 +272,11 @@ async function connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Co
 }
 
 async function listen(addr: Addr, options?: ListenOptions): Promise<Listener> {
+  // Deno exits the whole process (code 70) when an unstable API is used without its flag;
+  // Deno.listenDatagram exists only with that same flag, --unstable-net.
+  if (options?.reusePort && !("listenDatagram" in Deno)) {
+    throw new NetError("Other", "reusePort with --io runtime needs deno run --unstable-net");
+  }
   try {
     return await Promise.resolve(
       new DenoListener(
@@ -285,9 +290,6 @@ async function listen(addr: Addr, options?: ListenOptions): Promise<Listener> {
       ),
     );
   } catch (err) {
-    if (err instanceof Error && /unstable-net/.test(err.message)) {
-      throw new NetError("Other", "reusePort with --io runtime needs --unstable-net");
-    }
     throw toNetError(err);
   }
 }
