@@ -224,6 +224,7 @@ async function chatLoad(
     "run",
     "--quiet",
     "--allow-net",
+    "--allow-ffi",
     `${ROOT}bench/chat_load.ts`,
     "--port",
     String(port),
