@@ -3,7 +3,8 @@
  * `docs/benchmarks.md` for what it measures and the latest figures.
  *
  * Usage: deno task bench [--quick] [--reps N] [--seconds S] [--only proxy|memory|chat]
- * [--contender none,l4chat-deno,l4chat-deno-runtime,l4chat-deno-w2,l4chat-bun,haproxy,nginx]
+ * [--contender none,l4chat-deno,l4chat-deno-runtime,l4chat-deno-w2,l4chat-bun,haproxy,nginx,
+ * reference-c]
  * [--clients 10,100,1000]
  * deno task bench --report bench-results/<time>.json (prints the tables of a saved run)
  *
@@ -37,6 +38,7 @@ import {
   freePort,
   type Proc,
   rssBytes,
+  runCapture,
   sleep,
   snapshot,
   start,
@@ -254,17 +256,52 @@ async function chatLoad(
   }
 }
 
-async function chat(variant: L4chatVariant, clients: number) {
-  const port = freePort();
+/** A chat server of the chat workloads: `l4chat serv` one way or another, or the reference. */
+interface ChatServer {
+  name: string;
+  start(port: number): Promise<Proc>;
+}
+
+/** `l4chat serv` as `variant` runs it. */
+function servOf(variant: L4chatVariant): ChatServer {
   const name = `serv-${variant.name}`;
-  const proc = await startL4chat(name, variant, [
-    "serv",
-    String(port),
-    "--max-clients",
-    "5000",
-    "--log-level",
-    "warn",
-  ]);
+  return {
+    name,
+    start: (port) =>
+      startL4chat(name, variant, [
+        "serv",
+        String(port),
+        "--max-clients",
+        "5000",
+        "--log-level",
+        "warn",
+      ]),
+  };
+}
+
+/**
+ * The reference chat server, built the original's way (`bench/reference/chat_server.c`: a
+ * thread per client, blocking writes to every client under one lock), compiled with gcc into
+ * `dir`; undefined, and said, when it cannot be.
+ */
+async function referenceChat(dir: string): Promise<ChatServer | undefined> {
+  const binary = `${dir}/chat_server`;
+  const out = await runCapture(
+    "gcc",
+    ["-O2", "-pthread", `${ROOT}bench/reference/chat_server.c`, "-o", binary],
+    60_000,
+  ).catch((err: unknown) => ({ code: -1, stdout: "", stderr: String(err) }));
+  if (out.code !== 0) {
+    console.error(`bench: cannot build the reference chat server (gcc): ${out.stderr.trim()}`);
+    return undefined;
+  }
+  return { name: "reference-c", start: (port) => start("reference-c", binary, [String(port)]) };
+}
+
+async function chat(server: ChatServer, clients: number) {
+  const port = freePort();
+  const name = server.name;
+  const proc = await server.start(port);
   try {
     await waitForPort(port);
     await sleep(500);
@@ -447,6 +484,15 @@ function render(): string {
     targets.push(
       target(`${name} same, 1 not reading`, med("chat-100", name, "p99MsStalled"), "<=", 5, " ms"),
     );
+    if (samples["chat-100"]?.["reference-c"] === undefined) continue;
+    // The same targets as ratios to the reference C server of this run: the issue measured
+    // it at 620,000 lines/s and p99 12 ms, and set 3 million lines/s and 5 ms.
+    const vsReference = (key: string) =>
+      med("chat-100", name, key) / med("chat-100", "reference-c", key);
+    targets.push(
+      target(`${name} lines/s / reference C server`, vsReference("linesPerSec"), ">=", 3e6 / 62e4),
+    );
+    targets.push(target(`${name} p99 / reference C server`, vsReference("p99Ms"), "<=", 5 / 12));
   }
   return `Proxies (median ±half-spread, ratio to HAProxy):\n\n${proxyTable}\n\n` +
     `Memory per idle proxied connection (bytes of RSS per connection held):\n\n${memoryTable}\n\n` +
@@ -493,6 +539,15 @@ async function main(): Promise<void> {
     `bench: ${REPS} repetition(s), ${SECONDS} s per proxy run, ${CHAT_SECONDS} s per chat run`,
   );
 
+  const chatServers: ChatServer[] = L4CHAT_VARIANTS.filter((variant) =>
+    variant.serv && contenders.some((c) => c.name === `l4chat-${variant.name}`)
+  ).map(servOf);
+  const wanted = values.contender?.flatMap((list) => list.split(","));
+  if (ONLY.has("chat") && (wanted === undefined || wanted.includes("reference-c"))) {
+    const reference = await referenceChat(dir);
+    if (reference !== undefined) chatServers.push(reference);
+  }
+
   const backends: Running[] = [];
   try {
     const iperf = haveIperf ? await startIperfServer() : undefined;
@@ -521,15 +576,8 @@ async function main(): Promise<void> {
       }
       if (ONLY.has("chat")) {
         for (const clients of CHAT_CLIENTS) {
-          const variants = L4CHAT_VARIANTS.filter((variant) =>
-            variant.serv && contenders.some((c) => c.name === `l4chat-${variant.name}`)
-          );
-          for (const variant of rotate(variants, rep)) {
-            await bounded(
-              `serv-${variant.name} chat ${clients}`,
-              180_000,
-              () => chat(variant, clients),
-            );
+          for (const server of rotate(chatServers, rep)) {
+            await bounded(`${server.name} chat ${clients}`, 180_000, () => chat(server, clients));
           }
         }
       }
