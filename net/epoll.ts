@@ -477,47 +477,42 @@ function run(flow: Flow): void {
     // Nothing is read while the destination is full: the bytes wait in the kernel, whose
     // receive window then slows the sender (backpressure).
     if (!src.canRead || !dst.canWrite) return;
+    let n: number;
     if (flow.pipeR >= 0) {
       // Splice until the socket is empty: a short splice may only mean the pipe ran out of
       // slots, so it says nothing of what is left.
-      const n = libc.splice(src.fd, flow.pipeW, PIPE_BYTES, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      n = libc.splice(src.fd, flow.pipeW, PIPE_BYTES, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
         flow.inPipe = n;
         flow.burst += n;
         continue;
       }
-      if (n === 0) {
-        flow.eof = true;
+    } else {
+      const buf = relay.poller.shared;
+      n = libc.recv(src.fd, buf, SHARED_BYTES);
+      if (n > 0) {
+        flow.burst += n;
+        if (n === SHARED_BYTES) {
+          const pipe = relay.poller.takePipe();
+          if (pipe !== undefined) [flow.pipeR, flow.pipeW] = pipe;
+        }
+        let w = libc.send(dst.fd, buf, n);
+        if (w < 0) {
+          const errno = libc.errno();
+          if (errno !== EAGAIN) return failed(flow, errno);
+          w = 0;
+        }
+        if (w > 0) counted(flow, w);
+        if (w < n) {
+          flow.pending = buf.slice(w, n);
+          dst.canWrite = false;
+          return;
+        }
+        // A stream socket that gave less than asked is empty: a later arrival is a new edge.
+        // Unless its peer has finished, when the next read must see the end of stream.
+        if (n < SHARED_BYTES && !src.peerDone) return ranDry(flow);
         continue;
       }
-      const errno = libc.errno();
-      if (errno !== EAGAIN && errno !== EINTR) return failed(flow, errno);
-      return ranDry(flow);
-    }
-    const buf = relay.poller.shared;
-    const n = libc.recv(src.fd, buf, SHARED_BYTES);
-    if (n > 0) {
-      flow.burst += n;
-      if (n === SHARED_BYTES) {
-        const pipe = relay.poller.takePipe();
-        if (pipe !== undefined) [flow.pipeR, flow.pipeW] = pipe;
-      }
-      let w = libc.send(dst.fd, buf, n);
-      if (w < 0) {
-        const errno = libc.errno();
-        if (errno !== EAGAIN) return failed(flow, errno);
-        w = 0;
-      }
-      if (w > 0) counted(flow, w);
-      if (w < n) {
-        flow.pending = buf.slice(w, n);
-        dst.canWrite = false;
-        return;
-      }
-      // A stream socket that gave less than asked is empty: a later arrival is a new edge.
-      // Unless its peer has finished, when the next read must see the end of stream.
-      if (n < SHARED_BYTES && !src.peerDone) return ranDry(flow);
-      continue;
     }
     if (n === 0) {
       flow.eof = true;

@@ -275,17 +275,16 @@ async function receiveDigest(conn: Deno.TcpConn): Promise<{ digest: string; byte
 }
 
 for (const path of DATA_PATHS) {
+  /** `lb` in front of `port` on this data path, with health checks out of the way. */
+  const startOnPath = (port: number) => startLb([port], [...ONE_HC, ...path.args], path.options);
+
   Deno.test(`lb (${path.name}) carries a client's half-close: the backend's reply still arrives`, async () => {
     // The backend reads to end of stream, then answers and closes.
     await using backend = new TestBackend(async (conn) => {
       const got = await readAll(conn);
       await writeAll(conn, encoder.encode(`got ${got.length} bytes: ${decoder.decode(got)}\n`));
     });
-    const { proc: lb, port } = await startLb(
-      [backend.port],
-      [...ONE_HC, ...path.args],
-      path.options,
-    );
+    const { proc: lb, port } = await startOnPath(backend.port);
     await using _lb = lb;
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     try {
@@ -308,11 +307,7 @@ for (const path of DATA_PATHS) {
       const got = decoder.decode(await readAll(conn));
       if (got !== "") received.resolve(got);
     });
-    const { proc: lb, port } = await startLb(
-      [backend.port],
-      [...ONE_HC, ...path.args],
-      path.options,
-    );
+    const { proc: lb, port } = await startOnPath(backend.port);
     await using _lb = lb;
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     try {
@@ -335,11 +330,7 @@ for (const path of DATA_PATHS) {
       const [sent, got] = await Promise.all([sendPattern(conn, 0xbac0), receiveDigest(conn)]);
       if (got.bytes > 0) atBackend.resolve({ sent, got });
     });
-    const { proc: lb, port } = await startLb(
-      [backend.port],
-      [...ONE_HC, ...path.args],
-      path.options,
-    );
+    const { proc: lb, port } = await startOnPath(backend.port);
     await using _lb = lb;
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     try {

@@ -31,6 +31,19 @@ async function connect(port: number): Promise<[RawClient, string]> {
   return [client, name];
 }
 
+/**
+ * Holds two clients through the load balancer on `port`, then checks that six more are closed
+ * at once, whichever worker takes them. Returns the two held, for the caller to dispose of.
+ */
+async function holdTwoThenRefuseSix(port: number): Promise<RawClient[]> {
+  const held = [(await connect(port))[0], (await connect(port))[0]];
+  for (let i = 0; i < 6; i++) {
+    using over = await RawClient.connect(port);
+    assert.equal(await closedEmpty(over), true, `client ${i + 3} was let in`);
+  }
+  return held;
+}
+
 /** True when the load balancer closed `client` without a byte from a backend. */
 async function closedEmpty(client: RawClient): Promise<boolean> {
   try {
@@ -95,15 +108,8 @@ Deno.test({
     WORKER_PERMISSIONS,
   );
   await using _lb = lb;
-  const [first] = await connect(port);
-  using _first = first;
-  const [second] = await connect(port);
+  const [first, second] = await holdTwoThenRefuseSix(port);
   using _second = second;
-  // Whichever worker takes them, the third and later clients find the whole limit used.
-  for (let i = 0; i < 6; i++) {
-    using over = await RawClient.connect(port);
-    assert.equal(await closedEmpty(over), true, `client ${i + 3} was let in`);
-  }
   await lb.stderr.waitForCount(/refused: max-conns$/, 6);
   first[Symbol.dispose]();
   await lb.stderr.waitFor(/terminated$/);
@@ -128,14 +134,9 @@ Deno.test({
     WORKER_PERMISSIONS,
   );
   await using _lb = lb;
-  const [first] = await connect(port);
-  using _first = first;
-  const [second] = await connect(port);
-  using _second = second;
-  for (let i = 0; i < 6; i++) {
-    using over = await RawClient.connect(port);
-    assert.equal(await closedEmpty(over), true, `client ${i + 3} of 127.0.0.1 was let in`);
-  }
+  const held = await holdTwoThenRefuseSix(port);
+  using _first = held[0];
+  using _second = held[1];
   // Another client IP has its own allowance.
   const other = await connectFrom("127.0.0.2", port);
   try {
