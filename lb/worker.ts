@@ -25,7 +25,6 @@ const BYTES_EVERY_MS = 1000;
 const scope = globalThis as unknown as {
   postMessage(message: FromWorker): void;
   onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
-  close(): void;
 };
 
 function post(message: FromWorker): void {

@@ -407,6 +407,30 @@ export class RawClient implements Disposable {
 }
 
 /**
+ * Connects through a load balancer on `port` to a backend that greets (`EchoBackend` with a
+ * name); returns the client and the greeting. Fails if the connection closes first.
+ */
+export async function connectGreeted(
+  port: number,
+  hostname = "127.0.0.1",
+): Promise<[RawClient, string]> {
+  const client = await RawClient.connect(port, hostname);
+  const name = await client.readLine(5000);
+  if (name === null) throw new Error("closed before the backend's greeting");
+  return [client, name];
+}
+
+/** True when the load balancer closed `client` without a byte from a backend. */
+export async function closedEmpty(client: RawClient): Promise<boolean> {
+  try {
+    return (await client.readLine(5000)) === null;
+  } catch (err) {
+    if (err instanceof Deno.errors.ConnectionReset) return true;
+    throw err;
+  }
+}
+
+/**
  * Connects to `port` on 127.0.0.1 from the source address `localAddress` (another loopback
  * address such as 127.0.0.2), which Deno.connect cannot choose; node:net can.
  */

@@ -6,7 +6,9 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
+  closedEmpty,
   connectFrom,
+  connectGreeted,
   deadline,
   EchoBackend,
   L4chat,
@@ -25,14 +27,6 @@ function configPermissions(path: string): string[] {
   return ["--allow-net", `--allow-read=${path.slice(0, path.lastIndexOf("/"))}`];
 }
 
-/** Connects through the load balancer and returns the client and the backend's greeting. */
-async function connect(port: number, hostname = "127.0.0.1"): Promise<[RawClient, string]> {
-  const client = await RawClient.connect(port, hostname);
-  const name = await client.readLine(5000);
-  assert.ok(name !== null, "closed before the backend's greeting");
-  return [client, name];
-}
-
 /** The client's local port, as the load balancer logs it in `<ip,port>`. */
 function localPort(client: RawClient): number {
   return (client.conn.localAddr as Deno.NetAddr).port;
@@ -44,16 +38,6 @@ async function echoes(client: RawClient, line: string): Promise<void> {
   assert.equal(await client.readLine(5000), line);
 }
 
-/** True when the load balancer closed `client` without a byte from a backend. */
-async function closedEmpty(client: RawClient): Promise<boolean> {
-  try {
-    return (await client.readLine(5000)) === null;
-  } catch (err) {
-    if (err instanceof Deno.errors.ConnectionReset) return true;
-    throw err;
-  }
-}
-
 /** Lines that betray an uncaught error. */
 const STACK_TRACE = /^\s+at |Uncaught|^error: /;
 
@@ -61,9 +45,9 @@ Deno.test("lb --max-conns closes the client over the limit at once; the others k
   await using backend = new EchoBackend("a");
   const { proc: lb, port } = await startLb([backend.port], ["--max-conns", "2"]);
   await using _lb = lb;
-  const [first] = await connect(port);
+  const [first] = await connectGreeted(port);
   using _first = first;
-  const [second] = await connect(port);
+  const [second] = await connectGreeted(port);
   using _second = second;
   using over = await RawClient.connect(port);
   assert.equal(await closedEmpty(over), true);
@@ -75,7 +59,7 @@ Deno.test("lb --max-conns closes the client over the limit at once; the others k
   // A place frees up when a client leaves.
   first[Symbol.dispose]();
   await lb.stderr.waitFor(new RegExp(`client <127\\.0\\.0\\.1,${localPort(first)}> terminated$`));
-  const [third, name] = await connect(port);
+  const [third, name] = await connectGreeted(port);
   using _third = third;
   assert.equal(name, "a");
   await echoes(third, "third gets in");
@@ -85,7 +69,7 @@ Deno.test("lb --max-conns-per-ip limits one client IP, not the others", async ()
   await using backend = new EchoBackend("a");
   const { proc: lb, port } = await startLb([backend.port], ["--max-conns-per-ip", "1"]);
   await using _lb = lb;
-  const [first] = await connect(port);
+  const [first] = await connectGreeted(port);
   using _first = first;
   using over = await RawClient.connect(port);
   assert.equal(await closedEmpty(over), true);
@@ -127,7 +111,7 @@ Deno.test("lb per-backend maxconn sends the next clients to another backend", as
   try {
     const names: string[] = [];
     for (let i = 0; i < 4; i++) {
-      const [client, name] = await connect(port);
+      const [client, name] = await connectGreeted(port);
       clients.push(client);
       names.push(name);
     }
@@ -142,7 +126,7 @@ Deno.test("lb per-backend maxconn sends the next clients to another backend", as
     // Room again at a: one of the next two clients (round robin) gets it.
     const next: string[] = [];
     for (let i = 0; i < 2; i++) {
-      const [client, name] = await connect(port);
+      const [client, name] = await connectGreeted(port);
       clients.push(client);
       next.push(name);
     }
@@ -156,9 +140,9 @@ Deno.test("lb --idle-timeout closes an idle tunnel but not one with steady traff
   await using backend = new EchoBackend("a");
   const { proc: lb, port } = await startLb([backend.port], ["--idle-timeout", "300ms"]);
   await using _lb = lb;
-  const [idle] = await connect(port);
+  const [idle] = await connectGreeted(port);
   using _idle = idle;
-  const [busy] = await connect(port);
+  const [busy] = await connectGreeted(port);
   using _busy = busy;
   let pumping = true;
   let echoed = 0;
@@ -200,7 +184,7 @@ Deno.test("lb --max-lifetime closes even a busy connection once it is old enough
   const { proc: lb, port } = await startLb([backend.port], ["--max-lifetime", "500ms"]);
   await using _lb = lb;
   const started = performance.now();
-  const [client] = await connect(port);
+  const [client] = await connectGreeted(port);
   using _client = client;
   // Keep it busy: lifetime, not idleness, must close it.
   let closed = false;
@@ -266,7 +250,7 @@ Deno.test("lb --config: a backend set to drain by a reload keeps its connection;
     permissions: configPermissions(file.path),
   });
   await using _lb = lb;
-  const [held, heldName] = await connect(port);
+  const [held, heldName] = await connectGreeted(port);
   using _held = held;
   const [drained, other] = heldName === "a" ? [a, b] : [b, a];
   await file.write(configText([
@@ -279,7 +263,7 @@ Deno.test("lb --config: a backend set to drain by a reload keeps its connection;
   const clients: RawClient[] = [];
   try {
     for (let i = 0; i < 4; i++) {
-      const [client, name] = await connect(port);
+      const [client, name] = await connectGreeted(port);
       clients.push(client);
       assert.equal(name, other.name, `client ${i} went to the drained backend`);
     }
@@ -319,7 +303,7 @@ Deno.test("lb --config reload during a 64 MiB transfer: byte-exact, removed back
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
     assert.equal(await deadline(readGreeting(conn), 5000, "no greeting"), "a");
-    const [held, heldName] = await connect(port);
+    const [held, heldName] = await connectGreeted(port);
     using _held = held;
     assert.equal(heldName, "b");
 
@@ -370,7 +354,7 @@ Deno.test("lb --config reload during a 64 MiB transfer: byte-exact, removed back
     await echoes(held, "b drains, still served");
     const names: string[] = [];
     for (let i = 0; i < 4; i++) {
-      const [client, name] = await connect(port);
+      const [client, name] = await connectGreeted(port);
       names.push(name);
       client[Symbol.dispose]();
     }
@@ -400,7 +384,7 @@ Deno.test("lb --config reload during a 64 MiB transfer: byte-exact, removed back
     );
     const after: string[] = [];
     for (let i = 0; i < 2; i++) {
-      const [client, name] = await connect(port);
+      const [client, name] = await connectGreeted(port);
       await echoes(client, "traffic still flows");
       after.push(name);
       client[Symbol.dispose]();
@@ -482,7 +466,7 @@ Deno.test("lb graceful stop: SIGTERM refuses new clients, lets the open one fini
   await using backend = new EchoBackend("a");
   const { proc: lb, port } = await startLb([backend.port], ["--grace", "500ms"]);
   await using _lb = lb;
-  const [client] = await connect(port);
+  const [client] = await connectGreeted(port);
   using _client = client;
   const signalled = performance.now();
   lb.kill("SIGTERM");
@@ -504,7 +488,7 @@ Deno.test("lb graceful stop: a connection that ends within the grace period lets
   await using backend = new EchoBackend("a");
   const { proc: lb, port } = await startLb([backend.port], ["--grace", "30s"]);
   await using _lb = lb;
-  const [client] = await connect(port);
+  const [client] = await connectGreeted(port);
   lb.kill("SIGTERM");
   await lb.stderr.waitFor(/waiting up to 30000 ms for 1 connections to finish$/);
   client[Symbol.dispose]();
@@ -516,7 +500,7 @@ Deno.test("lb graceful stop: a second SIGTERM stops at once", async () => {
   await using backend = new EchoBackend("a");
   const { proc: lb, port } = await startLb([backend.port], ["--grace", "30s"]);
   await using _lb = lb;
-  const [client] = await connect(port);
+  const [client] = await connectGreeted(port);
   using _client = client;
   lb.kill("SIGTERM");
   await lb.stderr.waitFor(/waiting up to 30000 ms/);
@@ -563,7 +547,7 @@ Deno.test("lb resolves a backend host name and makes each address a backend", as
         1,
       );
     }
-    const [client, name] = await connect(port);
+    const [client, name] = await connectGreeted(port);
     using _client = client;
     assert.match(name, /^v[46]$/);
     await echoes(client, "via localhost");
@@ -590,7 +574,7 @@ Deno.test("lb listens on IPv6 and relays to IPv6 and IPv4 backends", async () =>
   const clients: RawClient[] = [];
   try {
     for (let i = 0; i < 2; i++) {
-      const [client, name] = await connect(port, "::1");
+      const [client, name] = await connectGreeted(port, "::1");
       clients.push(client);
       names.push(name);
       await echoes(client, `over IPv6 to ${name}`);
@@ -620,7 +604,7 @@ Deno.test("lb --config reloads when the file changes, also when a new file is re
   await file.write(configText([b.addr]));
   await lb.stderr.waitFor(/reloading .*l4chat\.jsonc \(file changed\)$/);
   await lb.stderr.waitFor(/config applied: 1 servers \(1 added, 1 removed\)$/);
-  const [first, firstName] = await connect(port);
+  const [first, firstName] = await connectGreeted(port);
   first[Symbol.dispose]();
   assert.equal(firstName, "b");
   // Replaced by a rename, as editors and deploy tools do: still noticed.
@@ -628,7 +612,7 @@ Deno.test("lb --config reloads when the file changes, also when a new file is re
   await Deno.writeTextFile(`${file.dir}/next.jsonc`, configText([a.addr]));
   await Deno.rename(`${file.dir}/next.jsonc`, file.path);
   await lb.stderr.waitFor(/config applied: 1 servers \(1 added, 1 removed\)$/, { from: mark });
-  const [second, secondName] = await connect(port);
+  const [second, secondName] = await connectGreeted(port);
   second[Symbol.dispose]();
   assert.equal(secondName, "a");
 });

@@ -9,7 +9,9 @@
 import assert from "node:assert/strict";
 import { api, startAdminLb } from "./_admin.ts";
 import {
+  closedEmpty,
   connectFrom,
+  connectGreeted,
   deadline,
   EchoBackend,
   L4chat,
@@ -23,35 +25,17 @@ import {
 
 const TWO_WORKERS = ["--workers", "2"];
 
-/** Connects through the load balancer and returns the client and the backend's greeting. */
-async function connect(port: number): Promise<[RawClient, string]> {
-  const client = await RawClient.connect(port);
-  const name = await client.readLine(5000);
-  assert.ok(name !== null, "closed before the backend's greeting");
-  return [client, name];
-}
-
 /**
  * Holds two clients through the load balancer on `port`, then checks that six more are closed
  * at once, whichever worker takes them. Returns the two held, for the caller to dispose of.
  */
 async function holdTwoThenRefuseSix(port: number): Promise<RawClient[]> {
-  const held = [(await connect(port))[0], (await connect(port))[0]];
+  const held = [(await connectGreeted(port))[0], (await connectGreeted(port))[0]];
   for (let i = 0; i < 6; i++) {
     using over = await RawClient.connect(port);
     assert.equal(await closedEmpty(over), true, `client ${i + 3} was let in`);
   }
   return held;
-}
-
-/** True when the load balancer closed `client` without a byte from a backend. */
-async function closedEmpty(client: RawClient): Promise<boolean> {
-  try {
-    return (await client.readLine(5000)) === null;
-  } catch (err) {
-    if (err instanceof Deno.errors.ConnectionReset) return true;
-    throw err;
-  }
 }
 
 Deno.test({
@@ -67,7 +51,7 @@ Deno.test({
   await proc.stderr.waitFor(/load balancer listening on .* 2 workers\)$/);
   const clients: RawClient[] = [];
   try {
-    for (let i = 0; i < 24; i++) clients.push((await connect(port))[0]);
+    for (let i = 0; i < 24; i++) clients.push((await connectGreeted(port))[0]);
     const listed = await api(adminPort, "GET", "/api/connections");
     assert.equal(listed.status, 200);
     assert.equal(listed.json.total, 24);
@@ -164,7 +148,7 @@ Deno.test({
   await doomed[Symbol.asyncDispose]();
   await lb.stderr.waitFor(new RegExp(`port : ${doomed.port} dead`));
   for (let i = 0; i < 12; i++) {
-    const [client, name] = await connect(port);
+    const [client, name] = await connectGreeted(port);
     client[Symbol.dispose]();
     assert.equal(name, "alive");
   }
