@@ -73,6 +73,8 @@ const CHAT_CLIENTS = values.clients !== undefined
   ? [10, 100]
   : [10, 100, 1000];
 const CHAT_RATE = 5000;
+/** Connections of the memory workload's warm-up, before its baseline. */
+const WARMUP_CONNECTIONS = 20;
 const WRK_CONNECTIONS = 50;
 const ONLY = new Set(values.only ?? ["proxy", "memory", "chat"]);
 
@@ -189,8 +191,11 @@ async function idleMemory(contender: Contender, httpPort: number, dir: string, c
   const proxy: Running = await contender.start(httpPort, dir);
   let holder: Proc | undefined;
   try {
-    // Let the runtime finish starting up (JIT, first GC) before the baseline.
-    await sleep(1000);
+    // What is paid once, not per connection (code compiled on first use, buffer pools, tables
+    // sized on first insert), belongs in the baseline: a second of traffic over a few
+    // connections first, then a pause for the runtime to settle (JIT, GC).
+    await runWrk(proxy.port, { seconds: 1, connections: WARMUP_CONNECTIONS });
+    await sleep(1500);
     const rss0 = rssBytes(proxy.pids());
     holder = await start("idle-client", Deno.execPath(), [
       "run",

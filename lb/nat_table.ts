@@ -31,9 +31,43 @@ export interface NatRow {
 /** What {@linkcode NatTable.open} needs to know of a new connection. */
 export interface NatEntry {
   client: Addr;
-  local: Addr;
+  /**
+   * The local address toward the backend, or how to find it: called once, the first time
+   * the row's `local` is read. Finding it costs a system call per connection that nothing may
+   * ever look at (with no admin endpoint and no info log, nothing does).
+   */
+  local: Addr | (() => Addr);
   backend: Addr;
   backendId: number;
+}
+
+/** A row whose `local` is found when first read. */
+class LazyRow implements NatRow {
+  bytesUp = 0;
+  bytesDown = 0;
+  upDone = false;
+  downDone = false;
+  lastActiveMs: number;
+  lastBytes = 0;
+  #local: Addr | (() => Addr);
+
+  constructor(
+    readonly id: number,
+    readonly client: Addr,
+    local: () => Addr,
+    readonly backend: Addr,
+    readonly backendId: number,
+    readonly openedAtMs: number,
+  ) {
+    this.#local = local;
+    this.lastActiveMs = openedAtMs;
+  }
+
+  get local(): Addr {
+    const local = this.#local;
+    if (typeof local !== "function") return local;
+    return this.#local = local();
+  }
 }
 
 /**
@@ -70,22 +104,30 @@ export class NatTable {
     return this.#rows.get(id);
   }
 
-  /** Adds a row for a connection whose backend side is up; returns it. */
+  /**
+   * Adds a row for a connection whose backend side is up; returns it. Its `local` is an
+   * accessor when `entry.local` is a function: copy a row with {@linkcode copyRow}, not by
+   * spreading it.
+   */
   open(entry: NatEntry, nowMs: number): NatRow {
-    const row: NatRow = {
-      id: this.#nextId,
-      client: entry.client,
-      local: entry.local,
-      backend: entry.backend,
-      backendId: entry.backendId,
-      openedAtMs: nowMs,
-      bytesUp: 0,
-      bytesDown: 0,
-      upDone: false,
-      downDone: false,
-      lastActiveMs: nowMs,
-      lastBytes: 0,
-    };
+    const { client, local, backend, backendId } = entry;
+    const id = this.#nextId;
+    const row: NatRow = typeof local === "function"
+      ? new LazyRow(id, client, local, backend, backendId, nowMs)
+      : {
+        id,
+        client,
+        local,
+        backend,
+        backendId,
+        openedAtMs: nowMs,
+        bytesUp: 0,
+        bytesDown: 0,
+        upDone: false,
+        downDone: false,
+        lastActiveMs: nowMs,
+        lastBytes: 0,
+      };
     this.#nextId += this.#idStep;
     this.#rows.set(row.id, row);
     return row;
@@ -113,6 +155,24 @@ export class NatTable {
   remove(id: number): boolean {
     return this.#rows.delete(id);
   }
+}
+
+/** A plain copy of `row` (its `local` read), to send to another thread. */
+export function copyRow(row: NatRow): NatRow {
+  return {
+    id: row.id,
+    client: row.client,
+    local: row.local,
+    backend: row.backend,
+    backendId: row.backendId,
+    openedAtMs: row.openedAtMs,
+    bytesUp: row.bytesUp,
+    bytesDown: row.bytesDown,
+    upDone: row.upDone,
+    downDone: row.downDone,
+    lastActiveMs: row.lastActiveMs,
+    lastBytes: row.lastBytes,
+  };
 }
 
 /** Why {@linkcode sweep} wants a connection closed. */

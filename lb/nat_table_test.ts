@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import type { Direction } from "../net/mod.ts";
-import { jitter, type NatEntry, NatTable, sweep } from "./nat_table.ts";
+import type { Addr, Direction } from "../net/mod.ts";
+import { copyRow, jitter, type NatEntry, NatTable, sweep } from "./nat_table.ts";
 
 const entry = (port: number) => ({
   client: { hostname: "127.0.0.1", port },
@@ -143,6 +143,32 @@ Deno.test("NatTable.open() adds a row with a fresh id, zero byte counts and the 
   );
   assert.equal(table.get(second.id), second);
   assert.deepEqual([...table.rows()].map((row) => row.id), [first.id, second.id]);
+});
+
+Deno.test("NatTable.open() with a function for local calls it once, when local is first read", () => {
+  const table = new NatTable();
+  let calls = 0;
+  const row = table.open({ ...ENTRY, local: () => (calls++, ENTRY.local as Addr) }, 1_000);
+  assert.equal(calls, 0, "not found before anyone asks");
+  row.bytesUp += 5;
+  assert.deepEqual([row.local, row.local], [ENTRY.local, ENTRY.local]);
+  assert.equal(calls, 1);
+  const copy = copyRow(row);
+  assert.deepEqual(copy, {
+    id: row.id,
+    client: ENTRY.client,
+    local: ENTRY.local,
+    backend: ENTRY.backend,
+    backendId: 1,
+    openedAtMs: 1_000,
+    bytesUp: 5,
+    bytesDown: 0,
+    upDone: false,
+    downDone: false,
+    lastActiveMs: 1_000,
+    lastBytes: 0,
+  });
+  assert.deepEqual(structuredClone(copy), copy, "the copy survives postMessage");
 });
 
 Deno.test("NatTable removes a row exactly once under every order of finish(up), finish(down) and remove", () => {

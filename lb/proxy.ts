@@ -110,6 +110,12 @@ class SharedLimits implements Limits {
   }
 }
 
+/** A client's place under `--max-conns` and `--max-conns-per-ip`, given back exactly once. */
+interface Admission {
+  ip: string;
+  released: boolean;
+}
+
 /** A proxied connection that can be closed from outside (shutdown, admin, sweeps). */
 interface Tunnel {
   client: Conn;
@@ -191,9 +197,10 @@ export class Proxy {
       this.#refuse(client, refusal);
       return;
     }
+    const admission: Admission = { ip, released: false };
     this.#pending++;
     try {
-      await this.#serve(client);
+      await this.#serve(client, admission);
     } catch (err) {
       // A bug, not a network event: say so, but never take the load balancer down.
       log.error("client {client}: unexpected error: {error}", {
@@ -202,14 +209,21 @@ export class Proxy {
       });
       client.close();
     } finally {
-      this.#limits.release(ip);
+      this.#release(admission);
       if (this.active === 0) {
         for (const resolve of this.#idleWaiters.splice(0)) resolve();
       }
     }
   }
 
-  async #serve(client: Conn): Promise<void> {
+  /** Gives back the place of `admission`, if it was not given back already. */
+  #release(admission: Admission): void {
+    if (admission.released) return;
+    admission.released = true;
+    this.#limits.release(admission.ip);
+  }
+
+  async #serve(client: Conn, admission: Admission): Promise<void> {
     const { net, pool, nat, health } = this.#ctx;
     const connectStart = Date.now();
     let connected;
@@ -228,7 +242,7 @@ export class Proxy {
     const now = Date.now();
     const row = nat.open({
       client: client.remoteAddr,
-      local: upstream.localAddr,
+      local: () => upstream.localAddr,
       backend: backend.addr,
       backendId: backend.id,
     }, now);
@@ -244,7 +258,7 @@ export class Proxy {
         event: "open",
         client: formatClient(client.remoteAddr),
         backend: formatAddr(backend.addr),
-        local: formatAddr(upstream.localAddr),
+        local: formatAddr(row.local),
         id: row.id,
         natSize: this.#natSize,
       });
@@ -255,6 +269,9 @@ export class Proxy {
     const relayOptions: RelayOptions = {
       onEnd: (direction) => {
         if (nat.finish(row.id, direction)) {
+          // Before the relay closes the sockets: a client that sees its connection end and
+          // comes straight back finds its place free, whichever worker takes it.
+          this.#release(admission);
           this.#ctx.shared?.addNatRows(-1);
           this.#closed(row, backend, tunnel.reason ?? "done");
         }

@@ -12,7 +12,7 @@ import { formatAddr, loadNet } from "../net/mod.ts";
 import { applySnapshots, type Backend, BackendPool } from "./backend.ts";
 import { createBalancer } from "./balancers/mod.ts";
 import { type DataPath, startDataPath } from "./mod.ts";
-import { NatTable } from "./nat_table.ts";
+import { copyRow, NatTable } from "./nat_table.ts";
 import type { PassiveHealth, ProxyContext, ProxyEvents } from "./proxy.ts";
 import { SharedCounts } from "./shared_counts.ts";
 import type { FromWorker, ToWorker, WorkerBackend, WorkerEvent } from "./workers.ts";
@@ -67,7 +67,7 @@ async function init(message: Extract<ToWorker, { type: "init" }>): Promise<void>
   };
 
   const events: ProxyEvents = {
-    opened: (row, _backend, connectMs) => report({ kind: "open", row: { ...row }, connectMs }),
+    opened: (row, _backend, connectMs) => report({ kind: "open", row: copyRow(row), connectMs }),
     closed: (row, backend, reason) =>
       report({
         kind: "close",
