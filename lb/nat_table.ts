@@ -41,8 +41,8 @@ export interface NatEntry {
   backendId: number;
 }
 
-/** A row whose `local` is found when first read. */
-class LazyRow implements NatRow {
+/** A row of {@linkcode NatTable}; its `local` is found when first read, if it must be found. */
+class Row implements NatRow {
   bytesUp = 0;
   bytesDown = 0;
   upDone = false;
@@ -51,15 +51,15 @@ class LazyRow implements NatRow {
   lastBytes = 0;
   #local: Addr | (() => Addr);
 
-  constructor(
-    readonly id: number,
-    readonly client: Addr,
-    local: () => Addr,
-    readonly backend: Addr,
-    readonly backendId: number,
-    readonly openedAtMs: number,
-  ) {
-    this.#local = local;
+  readonly client: Addr;
+  readonly backend: Addr;
+  readonly backendId: number;
+
+  constructor(readonly id: number, entry: NatEntry, readonly openedAtMs: number) {
+    this.client = entry.client;
+    this.#local = entry.local;
+    this.backend = entry.backend;
+    this.backendId = entry.backendId;
     this.lastActiveMs = openedAtMs;
   }
 
@@ -106,28 +106,10 @@ export class NatTable {
 
   /**
    * Adds a row for a connection whose backend side is up; returns it. Its `local` is an
-   * accessor when `entry.local` is a function: copy a row with {@linkcode copyRow}, not by
-   * spreading it.
+   * accessor: copy a row with {@linkcode copyRow}, not by spreading it.
    */
   open(entry: NatEntry, nowMs: number): NatRow {
-    const { client, local, backend, backendId } = entry;
-    const id = this.#nextId;
-    const row: NatRow = typeof local === "function"
-      ? new LazyRow(id, client, local, backend, backendId, nowMs)
-      : {
-        id,
-        client,
-        local,
-        backend,
-        backendId,
-        openedAtMs: nowMs,
-        bytesUp: 0,
-        bytesDown: 0,
-        upDone: false,
-        downDone: false,
-        lastActiveMs: nowMs,
-        lastBytes: 0,
-      };
+    const row = new Row(this.#nextId, entry, nowMs);
     this.#nextId += this.#idStep;
     this.#rows.set(row.id, row);
     return row;
