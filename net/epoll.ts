@@ -138,6 +138,11 @@ class Poller {
   readonly #connects = new Set<EpollConn>();
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
   #connectTimerAtMs = Infinity;
+  /** Relay directions whose shutdown waits: those of the batch before, and of this batch. */
+  #shutsDue: Flow[] = [];
+  #shutsNext: Flow[] = [];
+  /** Whether the loop is handling a batch of events (synchronously). */
+  #inBatch = false;
 
   constructor(libc: Libc) {
     this.libc = libc;
@@ -246,6 +251,40 @@ class Poller {
     if (next !== Infinity) this.#armConnectTimer(next);
   }
 
+  /**
+   * Shuts `flow`'s destination after the next batch of events, or before the loop waits,
+   * whichever comes first.
+   */
+  deferShut(flow: Flow): void {
+    this.#shutsNext.push(flow);
+  }
+
+  /**
+   * Runs `start` (a relay's first moves) as a batch of its own when the loop is not in one:
+   * what ends in it is shut at its end, since the loop may be waiting on the other thread.
+   */
+  asBatch(start: () => void): void {
+    if (this.#inBatch) return start();
+    const from = this.#shutsNext.length;
+    this.#inBatch = true;
+    try {
+      start();
+    } finally {
+      this.#inBatch = false;
+      shutAll(this.#shutsNext.splice(from));
+    }
+  }
+
+  /** Makes the shutdowns deferred before this batch, or every one with `all`. */
+  #shutDeferred(all: boolean): void {
+    const due = this.#shutsDue;
+    shutAll(due);
+    due.length = 0;
+    this.#shutsDue = this.#shutsNext;
+    this.#shutsNext = due;
+    if (all && this.#shutsDue.length > 0) this.#shutDeferred(false);
+  }
+
   /** A pipe `[read end, write end]` for splicing, or undefined when none may be opened. */
   takePipe(): [number, number] | undefined {
     if (this.#pipes.length >= 2) {
@@ -309,8 +348,11 @@ class Poller {
           await null;
         } else {
           polls = 0;
+          this.#shutDeferred(true);
+          if (this.#registered === 0) break;
           n = await libc.epollWait(this.#ep, this.#events, MAX_EVENTS, -1);
         }
+        this.#inBatch = true;
         for (let i = 0; i < n; i++) {
           const base = i * size;
           const slot = view.getUint32(base + dataOffset, true);
@@ -324,17 +366,26 @@ class Poller {
           try {
             target.onEvents(view.getUint32(base, true));
           } catch (err) {
-            // A bug; the loop must go on for every other socket.
-            log.error("epoll engine: unexpected error: {error}", {
-              error: (err as Error)?.stack ?? String(err),
-            });
+            unexpected(err);
           }
         }
+        this.#inBatch = false;
+        this.#shutDeferred(false);
       }
     } finally {
       this.#looping = false;
+      this.#inBatch = false;
+      this.#shutsDue.length = 0;
+      this.#shutsNext.length = 0;
     }
   }
+}
+
+/** Logs an error thrown by a bug (here or in a callback); the loop goes on for every other socket. */
+function unexpected(err: unknown): void {
+  log.error("epoll engine: unexpected error: {error}", {
+    error: (err as Error)?.stack ?? String(err),
+  });
 }
 
 /** One direction of a relay: from `src` to `dst`. */
@@ -356,6 +407,8 @@ class Flow {
   eof = false;
   /** This direction has finished cleanly. */
   ended = false;
+  /** `dst`'s write side was shut down (or needs no shutdown): `onEnd` was called. */
+  shut = false;
 
   constructor(relay: Relay, src: EpollConn, dst: EpollConn, up: boolean) {
     this.relay = relay;
@@ -535,16 +588,45 @@ function ranDry(flow: Flow): void {
   flow.burst = 0;
 }
 
-/** `flow.src` has ended and everything it sent has been delivered. */
+/**
+ * `flow.src` has ended and everything it sent has been delivered. The last direction to end
+ * needs no shutdown: the relay closes both sides now. The first one's shutdown waits for the
+ * next batch of events (see {@linkcode Poller.deferShut}): when the other direction ends by
+ * then, as a client that closes on seeing the reply does, no shutdown is made at all, and
+ * the side that sent its FIN first, not this process, keeps the TIME_WAIT.
+ */
 function end(flow: Flow): void {
   const relay = flow.relay;
   flow.ended = true;
   releasePipe(flow);
   const other = flow === relay.up ? relay.down : relay.up;
-  // The last direction to end needs no shutdown: the relay closes both sides now.
-  if (!other.ended) flow.dst.shutWrite();
+  if (!other.ended) {
+    relay.poller.deferShut(flow);
+    return;
+  }
+  if (!other.shut) shut(other, false);
+  shut(flow, false);
+  relay.finish(undefined);
+}
+
+/** {@linkcode shut} for each of `flows`, whatever a callback throws. */
+function shutAll(flows: Flow[]): void {
+  for (let i = 0; i < flows.length; i++) {
+    try {
+      shut(flows[i], true);
+    } catch (err) {
+      unexpected(err);
+    }
+  }
+}
+
+/** Shuts `flow.dst`'s write side (`write` false: the relay closes it next) and says so. */
+function shut(flow: Flow, write: boolean): void {
+  const relay = flow.relay;
+  if (flow.shut || relay.done) return;
+  flow.shut = true;
+  if (write) flow.dst.shutWrite();
   relay.options?.onEnd?.(flow.up ? "up" : "down");
-  if (other.ended) relay.finish(undefined);
 }
 
 /** A read waiting for data. */
@@ -1045,8 +1127,10 @@ export function epollSockets(libc: Libc): EpollSockets {
     return new Promise((resolve) => {
       const relay = new Relay(poller, a, b, counters, options, resolve);
       if (a.closed || b.closed) return relay.finish(closedError());
-      run(relay.down);
-      run(relay.up);
+      poller.asBatch(() => {
+        run(relay.down);
+        run(relay.up);
+      });
     });
   }
 

@@ -82,7 +82,8 @@ export interface RelayOptions {
   onChunk?: (direction: Direction, bytes: number) => void;
   /**
    * Called once per direction when it has finished cleanly: its source reached end of stream
-   * and the other side's write half was shut down. Not called for a direction ended by error.
+   * and the other side's write half was shut down, or, when both directions end together, is
+   * about to be closed. Not called for a direction ended by error.
    */
   onEnd?: (direction: Direction) => void;
 }
