@@ -23,8 +23,6 @@ export interface Libc {
   recv(fd: number, buf: Uint8Array, len: number): number;
   /** `send(fd, buf, len, MSG_NOSIGNAL)`: a closed peer is an error, never a signal. */
   send(fd: number, buf: Uint8Array, len: number): number;
-  /** `splice(fdIn, NULL, fdOut, NULL, len, flags)`. */
-  splice(fdIn: number, fdOut: number, len: number, flags: number): number;
   shutdown(fd: number, how: number): number;
   close(fd: number): number;
   setsockopt(fd: number, level: number, name: number, value: Uint8Array): number;
@@ -37,9 +35,6 @@ export interface Libc {
     valueLen: Uint8Array,
   ): number;
   getsockname(fd: number, addr: Uint8Array, addrLen: Uint8Array): number;
-  /** Fills `fds` (two i32) with the read and write ends. */
-  pipe2(fds: Uint8Array, flags: number): number;
-  fcntl(fd: number, cmd: number, arg: number): number;
   eventfd(initval: number, flags: number): number;
   read(fd: number, buf: Uint8Array, len: number): number;
   write(fd: number, buf: Uint8Array, len: number): number;
@@ -78,9 +73,6 @@ export const SO_REUSEPORT = 15;
 export const IPPROTO_TCP = 6;
 export const TCP_NODELAY = 1;
 export const SHUT_WR = 1;
-export const F_SETPIPE_SZ = 1031;
-export const SPLICE_F_MOVE = 1;
-export const SPLICE_F_NONBLOCK = 2;
 export const EPOLL_CTL_ADD = 1;
 export const EPOLL_CTL_MOD = 3;
 export const EPOLLIN = 0x1;
