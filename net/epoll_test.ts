@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Libc } from "./_libc.ts";
 import { denoLibc } from "./_libc_deno.ts";
 import { epollSockets } from "./epoll.ts";
-import type { Conn } from "./mod.ts";
+import type { Conn, Listener } from "./mod.ts";
 
 const libc = denoLibc();
 const unavailable = "unavailable" in libc ? libc.unavailable : undefined;
@@ -27,6 +27,41 @@ function fdOf(conn: Conn): number {
   return (conn as unknown as { fd: number }).fd;
 }
 
+/**
+ * The four ends of client <-> (front, upstream) <-> server, on `sockets`: what a proxy relays
+ * between (front and upstream) and the peers it relays for.
+ */
+async function fourEnds(
+  sockets: ReturnType<typeof epollSockets>,
+): Promise<{ client: Conn; front: Conn; upstream: Conn; server: Conn }> {
+  const accepted = async (listener: Listener, connect: () => Promise<Conn>) => {
+    try {
+      const next = listener[Symbol.asyncIterator]().next();
+      const near = await connect();
+      return { near, far: (await next).value as Conn };
+    } finally {
+      listener.close();
+    }
+  };
+  const frontListener = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
+  const backListener = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
+  const front = await accepted(frontListener, () => sockets.connect(frontListener.addr));
+  const back = await accepted(backListener, () => sockets.connect(backListener.addr));
+  return { client: front.near, front: front.far, upstream: back.near, server: back.far };
+}
+
+/**
+ * The engine over a `libc` that records `shutdown(2)`s, with {@linkcode fourEnds};
+ * `relayShuts()` lists the shutdowns made on the relay's two sockets.
+ */
+async function rig() {
+  const { libc: recording, shut } = recordingShutdowns(libc as Libc);
+  const sockets = epollSockets(recording);
+  const ends = await fourEnds(sockets);
+  const mine = [fdOf(ends.front), fdOf(ends.upstream)];
+  return { sockets, relayShuts: () => shut.filter((fd) => mine.includes(fd)), ...ends };
+}
+
 async function readAll(conn: Conn): Promise<string> {
   const buf = new Uint8Array(1024);
   let text = "";
@@ -41,20 +76,7 @@ Deno.test({
   name: "epoll relay: no shutdown when both directions end in the same batch (the peers' FINs)",
   ignore: unavailable !== undefined,
   async fn() {
-    const { libc: recording, shut } = recordingShutdowns(libc as Libc);
-    const sockets = epollSockets(recording);
-    const frontListener = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
-    const backListener = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
-    const accept = (listener: typeof frontListener) =>
-      listener[Symbol.asyncIterator]().next().then((r) => r.value as Conn);
-    const frontAccepted = accept(frontListener);
-    const client = await sockets.connect(frontListener.addr, { timeoutMs: 5000 });
-    const front = await frontAccepted;
-    const backAccepted = accept(backListener);
-    const upstream = await sockets.connect(backListener.addr, { timeoutMs: 5000 });
-    const server = await backAccepted;
-    frontListener.close();
-    backListener.close();
+    const { sockets, relayShuts, client, front, upstream, server } = await rig();
     try {
       // A request and a reply, each followed by its FIN, both queued before the relay starts.
       await client.writeAll(new TextEncoder().encode("ping"));
@@ -72,7 +94,7 @@ Deno.test({
       assert.equal(await readAll(client), "pong");
       assert.equal(await readAll(server), "ping");
       // Both sides are closed with their FIN; neither is shut down first.
-      assert.deepEqual(shut.filter((fd) => fd === fdOf(front) || fd === fdOf(upstream)), []);
+      assert.deepEqual(relayShuts(), []);
     } finally {
       for (const conn of [client, front, upstream, server]) conn.close();
     }
@@ -83,20 +105,7 @@ Deno.test({
   name: "epoll relay: the first direction to end is still shut down when the other goes on",
   ignore: unavailable !== undefined,
   async fn() {
-    const { libc: recording, shut } = recordingShutdowns(libc as Libc);
-    const sockets = epollSockets(recording);
-    const frontListener = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
-    const backListener = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
-    const accept = (listener: typeof frontListener) =>
-      listener[Symbol.asyncIterator]().next().then((r) => r.value as Conn);
-    const frontAccepted = accept(frontListener);
-    const client = await sockets.connect(frontListener.addr, { timeoutMs: 5000 });
-    const front = await frontAccepted;
-    const backAccepted = accept(backListener);
-    const upstream = await sockets.connect(backListener.addr, { timeoutMs: 5000 });
-    const server = await backAccepted;
-    frontListener.close();
-    backListener.close();
+    const { sockets, relayShuts, client, front, upstream, server } = await rig();
     try {
       const ended: string[] = [];
       const relayed = sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 }, {
@@ -107,8 +116,7 @@ Deno.test({
       // The server sees the end of the request (the relay's shutdown) before it replies.
       assert.equal(await readAll(server), "ping");
       assert.deepEqual(ended, ["up"]);
-      const relayShut = shut.filter((fd) => fd === fdOf(front) || fd === fdOf(upstream));
-      assert.deepEqual(relayShut, [fdOf(upstream)]);
+      assert.deepEqual(relayShuts(), [fdOf(upstream)]);
       await server.writeAll(new TextEncoder().encode("pong"));
       await server.closeWrite();
       assert.equal(await readAll(client), "pong");
