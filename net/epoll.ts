@@ -284,7 +284,9 @@ class Poller {
     due.length = 0;
     this.#shutsDue = this.#shutsNext;
     this.#shutsNext = due;
-    if (all && this.#shutsDue.length > 0) this.#shutDeferred(false);
+    if (!all) return;
+    shutAll(this.#shutsDue);
+    this.#shutsDue.length = 0;
   }
 
   /** A buffer for a bulk flow, or undefined when {@linkcode BULKS_MAX} are taken. */
@@ -336,7 +338,6 @@ class Poller {
         } else {
           polls = 0;
           this.#shutDeferred(true);
-          if (this.#registered === 0) break;
           n = await libc.epollWait(this.#ep, this.#events, MAX_EVENTS, -1);
         }
         this.#inBatch = true;
@@ -454,7 +455,6 @@ function releaseBulk(flow: Flow): void {
   if (flow.bulk === undefined) return;
   flow.relay.poller.giveBulk(flow.bulk);
   flow.bulk = undefined;
-  flow.pending = undefined;
 }
 
 function counted(flow: Flow, bytes: number): void {
