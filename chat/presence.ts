@@ -47,3 +47,52 @@ export function sumPresence(fields: Record<string, string>, nowMs: number): Pres
   }
   return { online, stale };
 }
+
+/**
+ * Clients waiting out the presence delay before they are announced, in the order they joined.
+ * Every client waits the same delay, so the first one in is the first one due. The server runs
+ * one timer for the whole queue and announces everything due when it fires, in one go: a
+ * thousand clients joining within a few milliseconds then cost each client one write of many
+ * notices, not a thousand writes of one (with one timer per client, each firing was a separate
+ * task and each notice went out as its own write to every client).
+ */
+export class PresenceQueue<T> {
+  readonly #delayMs: number;
+  readonly #dueMs = new Map<T, number>();
+
+  constructor(delayMs: number) {
+    this.#delayMs = delayMs;
+  }
+
+  /** Clients waiting. */
+  get size(): number {
+    return this.#dueMs.size;
+  }
+
+  /** Queues `client`, joined at `nowMs`. */
+  add(client: T, nowMs: number): void {
+    this.#dueMs.set(client, nowMs + this.#delayMs);
+  }
+
+  /** Drops `client` (it left before its announcement); whether it was waiting. */
+  remove(client: T): boolean {
+    return this.#dueMs.delete(client);
+  }
+
+  /** When the first client is due (ms), or undefined when none waits. */
+  nextDueMs(): number | undefined {
+    for (const dueMs of this.#dueMs.values()) return dueMs;
+    return undefined;
+  }
+
+  /** Removes and returns the clients due at `nowMs`, in the order they joined. */
+  takeDue(nowMs: number): T[] {
+    const due: T[] = [];
+    for (const [client, dueMs] of this.#dueMs) {
+      if (dueMs > nowMs) break;
+      this.#dueMs.delete(client);
+      due.push(client);
+    }
+    return due;
+  }
+}

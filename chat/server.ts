@@ -4,7 +4,7 @@ import { ProxyHeaderError } from "../net/proxy_protocol.ts";
 import { readProxyHeader } from "../net/read_proxy_header.ts";
 import { LineSplitter } from "./lines.ts";
 import { Outbox } from "./outbox.ts";
-import { joinedNotice, leftNotice } from "./presence.ts";
+import { joinedNotice, leftNotice, PresenceQueue } from "./presence.ts";
 import { formatNotice, withNewline } from "./protocol.ts";
 import { type Member, Room } from "./room.ts";
 
@@ -99,14 +99,19 @@ class Session implements Member {
   readonly id: number;
   readonly conn: Conn;
   readonly outbox: Outbox;
+  /** `ip:port`, as presence notices name the client. */
+  readonly client: string;
+  /** Announced as joined (and so counted online): its leaving is announced too. */
+  announced = false;
   #wake: (() => void) | undefined;
   #closing = false;
   /** Resolves when everything queued before `close(true)` was written, or on failure. */
   readonly written: Promise<void>;
 
-  constructor(id: number, conn: Conn, maxOutput: number) {
+  constructor(id: number, conn: Conn, client: string, maxOutput: number) {
     this.id = id;
     this.conn = conn;
+    this.client = client;
     this.outbox = new Outbox(maxOutput);
     this.written = this.#writeLoop();
   }
@@ -183,19 +188,41 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
 
   /** Clients announced as joined and not yet as left. */
   let present = 0;
-  const presenceTimers = new Set<ReturnType<typeof setTimeout>>();
+  const unannounced = new PresenceQueue<Session>(options.presenceDelayMs ?? 500);
+  let presenceTimer: ReturnType<typeof setTimeout> | undefined;
 
-  /** Tells everyone that a client joined or left, with the count of clients online. */
-  const announce = (notice: (online: number) => string) => {
+  /**
+   * Tells everyone that clients joined or left, with the count of clients online after each:
+   * `notices[i]` is given the count after the i-th of them (the last is the count now).
+   */
+  const announce = (notices: ((online: number) => string)[]) => {
     if (stopping) return;
+    const sayAll = (online: number) => {
+      notices.forEach((notice, i) => say(formatNotice(notice(online - (notices.length - 1 - i)))));
+    };
     const local = present;
-    if (options.cluster === undefined) {
-      say(formatNotice(notice(local)));
-      return;
-    }
+    if (options.cluster === undefined) return sayAll(local);
     options.cluster.online(local).then((online) => {
-      if (!stopping) say(formatNotice(notice(online ?? local)));
+      if (!stopping) sayAll(online ?? local);
     });
+  };
+
+  /** Announces every client that has waited out the presence delay, then waits for the next. */
+  const announceDue = () => {
+    presenceTimer = undefined;
+    const due = unannounced.takeDue(Date.now());
+    if (due.length > 0) {
+      for (const session of due) session.announced = true;
+      present += due.length;
+      announce(due.map((session) => (online) => joinedNotice(session.client, online)));
+    }
+    armPresence();
+  };
+
+  const armPresence = () => {
+    const dueMs = unannounced.nextDueMs();
+    if (presenceTimer !== undefined || stopping || dueMs === undefined) return;
+    presenceTimer = setTimeout(announceDue, Math.max(0, dueMs - Date.now()));
   };
 
   const serveClient = async (conn: Conn) => {
@@ -226,7 +253,8 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
       conn.close();
       return;
     }
-    const session = new Session(id, conn, options.maxOutput);
+    const client = formatAddr(remote);
+    const session = new Session(id, conn, client, options.maxOutput);
     sessions.add(session);
     room.join(session);
     log.info("Connected client IP: {ip}", {
@@ -235,17 +263,9 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
       id,
       clients: sessions.size,
     });
-    const client = formatAddr(conn.remoteAddr);
-    let announced = false;
-    let presenceTimer: ReturnType<typeof setTimeout> | undefined;
     if (options.presence) {
-      presenceTimer = setTimeout(() => {
-        presenceTimers.delete(presenceTimer!);
-        announced = true;
-        present++;
-        announce((online) => joinedNotice(client, online));
-      }, options.presenceDelayMs ?? 500);
-      presenceTimers.add(presenceTimer);
+      unannounced.add(session, Date.now());
+      armPresence();
     }
     const splitter = new LineSplitter(options.maxLine);
     // Read once per client, not per line: the broadcast loop must not build log records.
@@ -286,11 +306,10 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
       room.leave(session);
       sessions.delete(session);
       session.finish();
-      clearTimeout(presenceTimer);
-      presenceTimers.delete(presenceTimer!);
-      if (announced) {
+      unannounced.remove(session);
+      if (session.announced) {
         present--;
-        announce((online) => leftNotice(client, online));
+        announce([(online) => leftNotice(client, online)]);
       }
       if (!stopping) {
         // Flush what the client is owed (it may only have half-closed), but not forever.
@@ -312,7 +331,7 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
   const stop = () => {
     stopped ??= (async () => {
       stopping = true;
-      for (const timer of presenceTimers) clearTimeout(timer);
+      clearTimeout(presenceTimer);
       listener.close();
       await accepting;
       log.info("chat server shutting down ({clients} clients)", { clients: sessions.size });
