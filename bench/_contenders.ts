@@ -121,8 +121,16 @@ export interface L4chatVariant {
   serv: boolean;
 }
 
-// As `deno task start` grants it (read: the workers' module).
-const DENO_RUN = ["run", "--quiet", "--allow-net", "--allow-ffi", "--allow-read", MAIN];
+// As `deno task start` runs it (read: the workers' module; V8's young generation capped).
+const DENO_RUN = [
+  "run",
+  "--quiet",
+  "--allow-net",
+  "--allow-ffi",
+  "--allow-read",
+  "--v8-flags=--max-semi-space-size=1",
+  MAIN,
+];
 
 /** The ways l4chat runs in the benchmark. */
 export const L4CHAT_VARIANTS: readonly L4chatVariant[] = [
