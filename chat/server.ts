@@ -259,7 +259,7 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
     room.join(session);
     log.info("Connected client IP: {ip}", {
       ip: remote.hostname,
-      client: formatAddr(remote),
+      client,
       id,
       clients: sessions.size,
     });
