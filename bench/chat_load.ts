@@ -23,7 +23,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type Conn, IO_MODES, type IoMode, loadNet } from "../net/mod.ts";
+import { takeIoFlag } from "../cli/args.ts";
+import { type Conn, loadNet } from "../net/mod.ts";
 import { quantile } from "./_stats.ts";
 
 const LINE_BYTES = 40;
@@ -33,15 +34,21 @@ const BATCH_LINES = 100;
 const SAMPLED = 20;
 const JOIN_TIMEOUT_MS = 60_000;
 
+let parsed: ReturnType<typeof takeIoFlag>;
+try {
+  parsed = takeIoFlag(Deno.args);
+} catch (err) {
+  console.error(`chat load: ${(err as Error).message}`);
+  Deno.exit(2);
+}
 const { values } = parseArgs({
-  args: Deno.args,
+  args: parsed.rest,
   options: {
     port: { type: "string" },
     clients: { type: "string" },
     seconds: { type: "string" },
     rate: { type: "string", default: "0" },
     stalled: { type: "boolean", default: false },
-    io: { type: "string", default: "auto" },
   },
 });
 const port = Number(values.port);
@@ -49,12 +56,7 @@ const clientCount = Number(values.clients);
 const seconds = Number(values.seconds);
 const rate = Number(values.rate);
 const encoder = new TextEncoder();
-const io = values.io as IoMode;
-if (!IO_MODES.includes(io)) {
-  console.error(`chat load: --io ${io}: expected one of ${IO_MODES.join(", ")}`);
-  Deno.exit(2);
-}
-const net = await loadNet({ io });
+const net = await loadNet({ io: parsed.io });
 const NEWLINE = 0x0a;
 const DIGIT_0 = 0x30;
 const DOT = 0x2e;
