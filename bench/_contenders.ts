@@ -121,14 +121,17 @@ export interface L4chatVariant {
   serv: boolean;
 }
 
-// As `deno task start` runs it (read: the workers' module; V8's young generation capped).
+/** V8's flags as `deno task start` and the release binaries set them (README, "Sockets"). */
+export const L4CHAT_V8_FLAGS = "--v8-flags=--max-semi-space-size=1";
+
+// As `deno task start` runs it (read: the workers' module).
 const DENO_RUN = [
   "run",
   "--quiet",
   "--allow-net",
   "--allow-ffi",
   "--allow-read",
-  "--v8-flags=--max-semi-space-size=1",
+  L4CHAT_V8_FLAGS,
   MAIN,
 ];
 

@@ -21,6 +21,7 @@ import {
   type Contender,
   ensurePackage,
   haproxy,
+  L4CHAT_V8_FLAGS,
   L4CHAT_VARIANTS,
   l4chatLb,
   type L4chatVariant,
@@ -237,7 +238,7 @@ async function chatLoad(
     "--allow-net",
     "--allow-ffi",
     // As l4chat runs: the generator's own collections and cache misses count in every latency.
-    "--v8-flags=--max-semi-space-size=1",
+    L4CHAT_V8_FLAGS,
     `${ROOT}bench/chat_load.ts`,
     "--port",
     String(port),
