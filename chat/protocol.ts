@@ -17,10 +17,21 @@ export function formatNotice(text: string): Uint8Array {
 
 /** `bytes` with a `\n` appended, as one new buffer. */
 export function withNewline(bytes: Uint8Array): Uint8Array {
-  const line = new Uint8Array(bytes.length + 1);
-  line.set(bytes);
-  line[bytes.length] = 0x0a;
-  return line;
+  return joinLines([bytes]);
+}
+
+/** Each of `lines` followed by a `\n`, one after the other, as one new buffer. */
+export function joinLines(lines: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const line of lines) length += line.length + 1;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const line of lines) {
+    out.set(line, offset);
+    offset += line.length;
+    out[offset++] = 0x0a;
+  }
+  return out;
 }
 
 /** True for a typed line that means "quit": `q`, `Q` (as the original) or `/quit`. */

@@ -5,7 +5,7 @@ import { readProxyHeader } from "../net/read_proxy_header.ts";
 import { LineSplitter } from "./lines.ts";
 import { Outbox } from "./outbox.ts";
 import { joinedNotice, leftNotice, PresenceQueue } from "./presence.ts";
-import { formatNotice, withNewline } from "./protocol.ts";
+import { formatNotice, joinLines, withNewline } from "./protocol.ts";
 import { type Member, Room } from "./room.ts";
 
 const log = getLogger(["l4chat", "serv"]);
@@ -180,9 +180,22 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
   };
 
   /** Delivers `line` to every local client and, in a cluster, to every other server. */
-  const say = (line: Uint8Array) => {
+  const sayLine = (line: Uint8Array) => {
     evict(room.say(line));
     options.cluster?.publish(line);
+  };
+
+  /**
+   * Delivers `lines` (read from one client, without their `\n`) to every local client as one
+   * chunk, so that a client's share of a read is one write, not one per line; in a cluster,
+   * publishes each line to every other server. Empties `lines`.
+   */
+  const say = (lines: Uint8Array[]) => {
+    if (lines.length === 0) return;
+    evict(room.say(joinLines(lines)));
+    const cluster = options.cluster;
+    if (cluster !== undefined) { for (const line of lines) cluster.publish(withNewline(line)); }
+    lines.length = 0;
   };
   options.cluster?.onLine((line) => evict(room.say(line)));
 
@@ -198,7 +211,9 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
   const announce = (notices: ((online: number) => string)[]) => {
     if (stopping) return;
     const sayAll = (online: number) => {
-      notices.forEach((notice, i) => say(formatNotice(notice(online - (notices.length - 1 - i)))));
+      notices.forEach((notice, i) =>
+        sayLine(formatNotice(notice(online - (notices.length - 1 - i))))
+      );
     };
     const local = present;
     if (options.cluster === undefined) return sayAll(local);
@@ -271,6 +286,7 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
     // Read once per client, not per line: the broadcast loop must not build log records.
     const debug = log.isEnabledFor("debug");
     const buf = new Uint8Array(READ_BUFFER_BYTES);
+    const lines: Uint8Array[] = [];
     try {
       while (true) {
         let chunk: Uint8Array;
@@ -287,8 +303,10 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
             if (debug) {
               log.debug("client {id} says {text}", { id, text: decoder.decode(frame.bytes) });
             }
-            say(withNewline(frame.bytes));
+            lines.push(frame.bytes);
           } else {
+            // What came before the long line goes first, as it was sent.
+            say(lines);
             log.warn("client {id} sent a line of {length} bytes, over --max-line {maxLine}", {
               id,
               length: frame.length,
@@ -299,6 +317,7 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
             );
           }
         }
+        say(lines);
       }
     } catch {
       // A reset or a close by eviction or shutdown: the client is gone either way.

@@ -3,19 +3,24 @@ import type { Addr, Conn, Listener, Net } from "../net/mod.ts";
 import { runServ } from "./server.ts";
 
 const decoder = new TextDecoder();
+const encoder = new TextEncoder();
 
 /**
  * A connection whose writes complete at once, as the epoll engine's do when the socket takes
- * them: what the server coalesces shows in how many writes it makes.
+ * them: what the server coalesces shows in how many writes it makes. Its reads wait for
+ * {@linkcode FakeConn.send}; `onChange` is called on every write and every read started.
  */
 class FakeConn implements Conn {
   readonly localAddr: Addr = { hostname: "127.0.0.1", port: 10010 };
   readonly remoteAddr: Addr;
   readonly writes: string[] = [];
-  #endRead: ((n: null) => void) | undefined;
+  /** The buffers written, as given. */
+  readonly written: Uint8Array[] = [];
+  #endRead: ((n: number | null) => void) | undefined;
+  #readBuf: Uint8Array | undefined;
   #closed = false;
 
-  constructor(port: number, readonly onWrite: () => void) {
+  constructor(port: number, readonly onChange: () => void) {
     this.remoteAddr = { hostname: "127.0.0.1", port };
   }
 
@@ -24,15 +29,32 @@ class FakeConn implements Conn {
     return this.writes.join("").split("\n").filter((line) => pattern.test(line)).length;
   }
 
-  read(): Promise<number | null> {
+  read(buf: Uint8Array): Promise<number | null> {
     if (this.#closed) return Promise.resolve(null);
-    return new Promise((resolve) => this.#endRead = resolve);
+    this.#readBuf = buf;
+    const read = new Promise<number | null>((resolve) => this.#endRead = resolve);
+    this.onChange();
+    return read;
+  }
+
+  /** Whether the server is waiting on a read. */
+  get pendingRead(): boolean {
+    return this.#endRead !== undefined;
+  }
+
+  /** Completes the pending read with `text`, as one chunk. */
+  send(text: string): void {
+    const n = encoder.encodeInto(text, this.#readBuf!).written;
+    const endRead = this.#endRead!;
+    this.#endRead = undefined;
+    endRead(n);
   }
 
   writeAll(data: Uint8Array): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("closed"));
+    this.written.push(data);
     this.writes.push(decoder.decode(data));
-    this.onWrite();
+    this.onChange();
     return Promise.resolve();
   }
 
@@ -116,6 +138,40 @@ Deno.test("serv announces a burst of joins and leaves in one write per client", 
     await everyoneSawLeaves;
     staying.forEach((conn, i) => assert.ok(conn.writes.length - before[i] <= 3));
     assert.equal(staying[0].count(/^\* 127\.0\.0\.1:40049 left, 50 online$/), 1);
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("serv builds the lines of one read once, as one write for every client", async () => {
+  const listener = new FakeListener();
+  const net = { listen: () => Promise.resolve(listener) } as unknown as Net;
+  const server = await runServ(net, {
+    listen: { hostname: "127.0.0.1", port: 0 },
+    maxClients: 10,
+    maxLine: 1024,
+    maxOutput: 1 << 20,
+    presence: false,
+  });
+  let check = () => {};
+  const conns = [0, 1, 2].map((i) => new FakeConn(40000 + i, () => check()));
+  try {
+    // Every read pending: each client is in the room.
+    const joined = new Promise<void>((resolve) => {
+      check = () => conns.every((conn) => conn.pendingRead) && resolve();
+    });
+    for (const conn of conns) listener.arrive(conn);
+    await joined;
+    const delivered = new Promise<void>((resolve) => {
+      check = () => conns.every((conn) => conn.count(/^\[jin\] /) === 3) && resolve();
+    });
+    conns[0].send("[jin] a\n[jin] b\r\n[jin] c\n");
+    await delivered;
+    for (const conn of conns) assert.deepEqual(conn.writes, ["[jin] a\n[jin] b\n[jin] c\n"]);
+    // One buffer for everyone: a copy per client cost the server about a quarter of its user
+    // time (an eighth of its CPU) at 5,000 lines/s to 100 clients.
+    assert.equal(conns[1].written[0], conns[0].written[0]);
+    assert.equal(conns[2].written[0], conns[0].written[0]);
   } finally {
     await server.stop();
   }
