@@ -78,11 +78,12 @@ Deno.test({
   async fn() {
     const { sockets, relayShuts, client, front, upstream, server } = await rig();
     try {
-      // A request and a reply, each followed by its FIN, both queued before the relay starts.
-      await client.writeAll(new TextEncoder().encode("ping"));
+      // Both peers' FINs, seen by the engine (its reads end) before the relay starts: were
+      // only the bytes queued, the FINs could come in two batches, as the engine's events.
       await client.closeWrite();
-      await server.writeAll(new TextEncoder().encode("pong"));
       await server.closeWrite();
+      assert.equal(await readAll(front), "");
+      assert.equal(await readAll(upstream), "");
       const ended: string[] = [];
       const counters = { bytesUp: 0, bytesDown: 0 };
       const result = await sockets.relay(front, upstream, counters, {
@@ -90,9 +91,8 @@ Deno.test({
       });
       assert.deepEqual(result, {});
       assert.deepEqual(ended.toSorted(), ["down", "up"]);
-      assert.deepEqual(counters, { bytesUp: 4, bytesDown: 4 });
-      assert.equal(await readAll(client), "pong");
-      assert.equal(await readAll(server), "ping");
+      assert.equal(await readAll(client), "");
+      assert.equal(await readAll(server), "");
       // Both sides are closed with their FIN; neither is shut down first.
       assert.deepEqual(relayShuts(), []);
     } finally {
