@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Addr, Conn, Listener, Net } from "../net/mod.ts";
-import { runServ } from "./server.ts";
+import { runServ, type ServOptions } from "./server.ts";
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
@@ -100,7 +100,8 @@ class FakeListener implements Listener {
   }
 }
 
-Deno.test("serv announces a burst of joins and leaves in one write per client", async () => {
+/** A server whose clients come from the {@linkcode FakeListener} it returns. */
+async function fakeServ(options: Partial<ServOptions>) {
   const listener = new FakeListener();
   const net = { listen: () => Promise.resolve(listener) } as unknown as Net;
   const server = await runServ(net, {
@@ -108,9 +109,14 @@ Deno.test("serv announces a burst of joins and leaves in one write per client", 
     maxClients: 1000,
     maxLine: 1024,
     maxOutput: 1 << 20,
-    presence: true,
-    presenceDelayMs: 50,
+    presence: false,
+    ...options,
   });
+  return { listener, server };
+}
+
+Deno.test("serv announces a burst of joins and leaves in one write per client", async () => {
+  const { listener, server } = await fakeServ({ presence: true, presenceDelayMs: 50 });
   const clients = 100;
   let check = () => {};
   const conns = Array.from({ length: clients }, (_, i) => new FakeConn(40000 + i, () => check()));
@@ -144,15 +150,7 @@ Deno.test("serv announces a burst of joins and leaves in one write per client", 
 });
 
 Deno.test("serv builds the lines of one read once, as one write for every client", async () => {
-  const listener = new FakeListener();
-  const net = { listen: () => Promise.resolve(listener) } as unknown as Net;
-  const server = await runServ(net, {
-    listen: { hostname: "127.0.0.1", port: 0 },
-    maxClients: 10,
-    maxLine: 1024,
-    maxOutput: 1 << 20,
-    presence: false,
-  });
+  const { listener, server } = await fakeServ({});
   let check = () => {};
   const conns = [0, 1, 2].map((i) => new FakeConn(40000 + i, () => check()));
   try {
