@@ -66,6 +66,15 @@ function closedError(): NetError {
  * delivers chunks of up to 512 KiB, so at most this plus one chunk is ever queued.
  */
 const READ_HIGH_WATER = 64 * 1024;
+/**
+ * Conns with a read waiting and data come for it, woken together once Bun has run the socket
+ * callbacks of this turn of its event loop (`setImmediate`). Bun runs the microtasks after each
+ * callback: woken there, a chat server answered each sender's read with its own write to every
+ * client; woken together, the lines of every read of the turn go out in one write per client. At
+ * 5,000 lines/s from 2 senders to 100 clients that halved `serv`'s CPU (0.81-0.90 of a core to
+ * 0.42-0.46) and brought its p99 from about 5.0 to 3.7-4.5 ms, for about 4 µs more per read.
+ */
+let readsDue: BunConn[] = [];
 
 const RESOLVED: Promise<void> = Promise.resolve();
 
@@ -140,6 +149,8 @@ export class BunConn implements Conn {
   /** What failed, as Bun reported it; `close()` here is not an error until someone asks. */
   #error: NetError | undefined;
   #wakeRead: (() => void) | undefined;
+  /** In {@linkcode readsDue}, to be woken at the end of this turn. */
+  #readDue = false;
   /** The tail of a write the kernel did not take yet, sent on `drain`. */
   #unsent: Uint8Array | undefined;
   /** Told when `#unsent` is out (no argument) or can never be (the error). */
@@ -198,7 +209,19 @@ export class BunConn implements Conn {
     (this.#chunks ??= []).push(chunk);
     this.#queued += chunk.length;
     if (this.#queued >= READ_HIGH_WATER) this.#pause();
-    this.#wake();
+    if (this.#wakeRead === undefined || this.#readDue) return;
+    this.#readDue = true;
+    readsDue.push(this);
+    if (readsDue.length === 1) setImmediate(BunConn.#wakeReadsDue);
+  }
+
+  static #wakeReadsDue(): void {
+    const due = readsDue;
+    readsDue = [];
+    for (const conn of due) {
+      conn.#readDue = false;
+      conn.#wake();
+    }
   }
 
   /** Relays `chunk`, read here, to the other side; pauses here while that side is full. */

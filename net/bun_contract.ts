@@ -56,6 +56,36 @@ async function readText(conn: Conn): Promise<string> {
 /** What Bun's Net does beyond the shared contract. */
 function bunCases(net: Net): ContractCase[] {
   return [{
+    name: "reads whose data came in one turn of the event loop are woken together",
+    fn: async () => {
+      const listener = await net.listen({ hostname: "127.0.0.1", port: 0 });
+      const accepted = listener[Symbol.asyncIterator]();
+      const conns: Conn[] = [];
+      try {
+        const pair = async () => {
+          const near = await net.connect(listener.addr, { timeoutMs: 5000 });
+          conns.push(near, (await accepted.next()).value as Conn);
+          return [near, conns.at(-1)!];
+        };
+        const [a, farA] = await pair();
+        const [b, farB] = await pair();
+        let bRead = false;
+        const readB = farB.read(new Uint8Array(16)).then(() => bRead = true);
+        const readA = farA.read(new Uint8Array(16)).then(async () => {
+          // Microtasks only: woken one callback at a time, B's read is still waiting here.
+          for (let i = 0; i < 10; i++) await null;
+          return bRead;
+        });
+        // On loopback both arrive before Bun looks again: one turn of its event loop.
+        await Promise.all([a.writeAll(new Uint8Array([1])), b.writeAll(new Uint8Array([2]))]);
+        assert.equal(await readA, true);
+        await readB;
+      } finally {
+        for (const conn of conns) conn.close();
+        listener.close();
+      }
+    },
+  }, {
     name: "listen() with reusePort: two Workers listen on one port and both accept",
     ignore: process.platform === "linux"
       ? undefined
