@@ -10,9 +10,14 @@ export function formatChatLine(name: string, text: string): Uint8Array {
   return encoder.encode(`[${name}] ${text}\n`);
 }
 
+/** A server notice, `* text`, without its `\n` (for {@linkcode joinLines}). */
+export function noticeLine(text: string): Uint8Array {
+  return encoder.encode(`* ${text}`);
+}
+
 /** A server notice line, `* text\n`. */
 export function formatNotice(text: string): Uint8Array {
-  return encoder.encode(`* ${text}\n`);
+  return withNewline(noticeLine(text));
 }
 
 /** `bytes` with a `\n` appended, as one new buffer. */

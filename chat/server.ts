@@ -5,7 +5,7 @@ import { readProxyHeader } from "../net/read_proxy_header.ts";
 import { LineSplitter } from "./lines.ts";
 import { Outbox } from "./outbox.ts";
 import { joinedNotice, leftNotice, PresenceQueue } from "./presence.ts";
-import { formatNotice, joinLines, withNewline } from "./protocol.ts";
+import { formatNotice, joinLines, noticeLine, withNewline } from "./protocol.ts";
 import { type Member, Room } from "./room.ts";
 
 const log = getLogger(["l4chat", "serv"]);
@@ -179,16 +179,11 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
     }
   };
 
-  /** Delivers `line` to every local client and, in a cluster, to every other server. */
-  const sayLine = (line: Uint8Array) => {
-    evict(room.say(line));
-    options.cluster?.publish(line);
-  };
-
   /**
-   * Delivers `lines` (read from one client, without their `\n`) to every local client as one
-   * chunk, so that a client's share of a read is one write, not one per line; in a cluster,
-   * publishes each line to every other server. Empties `lines`.
+   * Delivers `lines` (without their `\n`: the lines of one read, or notices due together) to
+   * every local client as one chunk, built once for all of them, so that each client's share is
+   * one write, not one per line; in a cluster, publishes each line to every other server.
+   * Empties `lines`.
    */
   const say = (lines: Uint8Array[]) => {
     if (lines.length === 0) return;
@@ -211,9 +206,7 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
   const announce = (notices: ((online: number) => string)[]) => {
     if (stopping) return;
     const sayAll = (online: number) => {
-      notices.forEach((notice, i) =>
-        sayLine(formatNotice(notice(online - (notices.length - 1 - i))))
-      );
+      say(notices.map((notice, i) => noticeLine(notice(online - (notices.length - 1 - i)))));
     };
     const local = present;
     if (options.cluster === undefined) return sayAll(local);
