@@ -335,7 +335,11 @@ export class Proxy {
       tried.add(backend.id);
       pool.connectStarted(backend);
       try {
-        const upstream = await net.connect(backend.addr, { timeoutMs: config.connectTimeoutMs });
+        const upstream = await net.connect(backend.addr, {
+          timeoutMs: config.connectTimeoutMs,
+          // The client has usually sent already: the backend hears of both at once.
+          ackWithData: true,
+        });
         const version = backend.sendProxy ?? config.sendProxy;
         if (version !== undefined) {
           const header = encodeProxyHeader(version, client.remoteAddr, client.localAddr);

@@ -72,6 +72,7 @@ export const SO_ERROR = 4;
 export const SO_REUSEPORT = 15;
 export const IPPROTO_TCP = 6;
 export const TCP_NODELAY = 1;
+export const TCP_QUICKACK = 12;
 export const SHUT_WR = 1;
 export const EPOLL_CTL_ADD = 1;
 export const EPOLL_CTL_MOD = 3;

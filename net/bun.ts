@@ -16,6 +16,7 @@ import { BunConn, toNetError } from "./_bun_conn.ts";
 import {
   type Addr,
   type Conn,
+  type ConnectOptions,
   type HttpServer,
   type Listener,
   type ListenOptions,
@@ -147,7 +148,7 @@ const CONNECT_HANDLER: BunSocketHandler<BunConn> = {
 /** Bun.connect's own promise: its outcome reaches the attempt through the handlers. */
 function ignore(): void {}
 
-function connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Conn> {
+function connect(addr: Addr, options?: ConnectOptions): Promise<Conn> {
   const attempt = new ConnectAttempt();
   const timeoutMs = options?.timeoutMs;
   if (timeoutMs !== undefined) {

@@ -1,6 +1,7 @@
 import {
   type Addr,
   type Conn,
+  type ConnectOptions,
   type Direction,
   type HttpServer,
   type IoMode,
@@ -243,7 +244,7 @@ async function relay(
   return error === undefined ? {} : { error };
 }
 
-async function connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Conn> {
+async function connect(addr: Addr, options?: ConnectOptions): Promise<Conn> {
   const pending = Deno.connect({ hostname: addr.hostname, port: addr.port, transport: "tcp" });
   const timeoutMs = options?.timeoutMs;
   if (timeoutMs === undefined) {

@@ -25,6 +25,7 @@ import { getLogger } from "@logtape/logtape";
 import {
   type Addr,
   type Conn,
+  type ConnectOptions,
   type Listener,
   type ListenOptions,
   NetError,
@@ -67,6 +68,7 @@ import {
   SOCKADDR_MAX,
   SOL_SOCKET,
   TCP_NODELAY,
+  TCP_QUICKACK,
 } from "./_libc.ts";
 import { resolveAll } from "./_resolve.ts";
 
@@ -451,6 +453,12 @@ class Relay {
   }
 }
 
+/** After a relay's first moves: `conn`'s held ACK went with what was `sent`, or goes now. */
+function ackAfterStart(conn: EpollConn, sent: boolean): void {
+  if (sent) conn.ackHeld = false;
+  else conn.sendHeldAck();
+}
+
 function releaseBulk(flow: Flow): void {
   if (flow.bulk === undefined) return;
   flow.relay.poller.giveBulk(flow.bulk);
@@ -622,6 +630,8 @@ class EpollConn implements Conn, Pollable {
   canWrite = false;
   /** The peer has finished sending (or the socket failed): reads go on to the end. */
   peerDone = false;
+  /** The handshake's last ACK waits for the first bytes sent (`ackWithData`). */
+  ackHeld = false;
   #eof = false;
   #writeShut = false;
   #closed = false;
@@ -687,7 +697,16 @@ class EpollConn implements Conn, Pollable {
     this.close();
   }
 
+  /** Sends the handshake's last ACK now, if it is still held back. */
+  sendHeldAck(): void {
+    if (!this.ackHeld) return;
+    this.ackHeld = false;
+    if (!this.#closed) this.#poller.setIntOption(this.fd, IPPROTO_TCP, TCP_QUICKACK, 1);
+  }
+
   read(buf: Uint8Array): Promise<number | null> {
+    // A server that speaks first hears of this connection only from its last ACK.
+    this.sendHeldAck();
     if (this.#reader !== undefined) {
       return Promise.reject(new NetError("Other", "a read is already pending"));
     }
@@ -771,6 +790,8 @@ class EpollConn implements Conn, Pollable {
         this.#failWrites(this.#error);
         return;
       }
+      // The ACK went with these bytes.
+      this.ackHeld = false;
       if (w < head.data.length) {
         head.data = head.data.subarray(w);
         this.canWrite = false;
@@ -968,7 +989,7 @@ function targetOf(ip: string, port: number): Target {
 /** What the engine gives a {@linkcode Net}: TCP listen, connect and relay. */
 export interface EpollSockets {
   listen(addr: Addr, options?: ListenOptions): Promise<Listener>;
-  connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Conn>;
+  connect(addr: Addr, options?: ConnectOptions): Promise<Conn>;
   relay(a: Conn, b: Conn, counters: RelayCounters, options?: RelayOptions): Promise<RelayResult>;
 }
 
@@ -1017,7 +1038,11 @@ export function epollSockets(libc: Libc): EpollSockets {
     return new EpollListener(poller, fd, poller.localAddr(fd));
   }
 
-  function connectTo(target: Target, timeoutMs: number | undefined): Promise<EpollConn> {
+  function connectTo(
+    target: Target,
+    timeoutMs: number | undefined,
+    ackWithData: boolean | undefined,
+  ): Promise<EpollConn> {
     const { sockaddr, remote } = target;
     let conn: EpollConn;
     let fd: number;
@@ -1033,6 +1058,8 @@ export function epollSockets(libc: Libc): EpollSockets {
       // Out of descriptors and the like: a rejection, as every other failure to connect.
       return Promise.reject(err);
     }
+    // The kernel then holds the last ACK back until something is sent (or 200 ms pass).
+    if (ackWithData) conn.ackHeld = poller.setIntOption(fd, IPPROTO_TCP, TCP_QUICKACK, 0);
     if (libc.connect(fd, sockaddr) === 0) return Promise.resolve(conn);
     const errno = libc.errno();
     if (errno !== EINPROGRESS && errno !== EINTR) {
@@ -1046,16 +1073,17 @@ export function epollSockets(libc: Libc): EpollSockets {
     });
   }
 
-  function connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Conn> {
+  function connect(addr: Addr, options?: ConnectOptions): Promise<Conn> {
     // The usual case, a backend connected to before, takes no detour through a promise.
     const known = targets.get(`${addr.hostname} ${addr.port}`);
-    if (known !== undefined) return connectTo(known, options?.timeoutMs);
-    return connectFirst(addr, options?.timeoutMs);
+    if (known !== undefined) return connectTo(known, options?.timeoutMs, options?.ackWithData);
+    return connectFirst(addr, options);
   }
 
-  async function connectFirst(addr: Addr, timeoutMs: number | undefined): Promise<Conn> {
+  async function connectFirst(addr: Addr, options: ConnectOptions | undefined): Promise<Conn> {
+    const timeoutMs = options?.timeoutMs;
     const found = await targetsOf(addr);
-    if (found.length === 1) return connectTo(found[0], timeoutMs);
+    if (found.length === 1) return connectTo(found[0], timeoutMs, options?.ackWithData);
     const started = Date.now();
     let last: unknown;
     // Each address in turn, as the runtime's connect does, within one overall timeout.
@@ -1063,7 +1091,7 @@ export function epollSockets(libc: Libc): EpollSockets {
       const left = timeoutMs === undefined ? undefined : timeoutMs - (Date.now() - started);
       if (left !== undefined && left <= 0) break;
       try {
-        return await connectTo(target, left);
+        return await connectTo(target, left, options?.ackWithData);
       } catch (err) {
         last = err;
       }
@@ -1084,8 +1112,12 @@ export function epollSockets(libc: Libc): EpollSockets {
       const relay = new Relay(poller, a, b, counters, options, resolve);
       if (a.closed || b.closed) return relay.finish(closedError());
       poller.asBatch(() => {
+        const { bytesUp, bytesDown } = counters;
         run(relay.down);
         run(relay.up);
+        // A held ACK went with what was sent; with nothing to send, it goes now.
+        ackAfterStart(a, counters.bytesDown !== bytesDown);
+        ackAfterStart(b, counters.bytesUp !== bytesUp);
       });
     });
   }

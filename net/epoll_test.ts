@@ -1,5 +1,15 @@
 import assert from "node:assert/strict";
-import type { Libc } from "./_libc.ts";
+import {
+  AF_INET,
+  decodeSockaddr,
+  encodeSockaddr,
+  type Libc,
+  SHUT_WR,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_STREAM,
+  SOCKADDR_MAX,
+} from "./_libc.ts";
 import { denoLibc } from "./_libc_deno.ts";
 import { epollSockets } from "./epoll.ts";
 import type { Conn, Listener } from "./mod.ts";
@@ -124,6 +134,111 @@ Deno.test({
       assert.deepEqual(ended, ["up", "down"]);
     } finally {
       for (const conn of [client, front, upstream, server]) conn.close();
+    }
+  },
+});
+
+/**
+ * A listening socket of the C library's own, not the engine's: `takeOne()` takes a
+ * connection off its queue without waiting, if the kernel has queued one (the handshake's
+ * last ACK is in).
+ */
+function plainListener(c: Libc) {
+  const fd = c.socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  assert.ok(fd >= 0);
+  assert.equal(c.bind(fd, encodeSockaddr({ hostname: "127.0.0.1", port: 0 })!), 0);
+  assert.equal(c.listen(fd, 8), 0);
+  const addrBuf = new Uint8Array(SOCKADDR_MAX);
+  const addrLen = new Uint8Array(4);
+  const resetLen = () => new DataView(addrLen.buffer).setUint32(0, SOCKADDR_MAX, true);
+  resetLen();
+  c.getsockname(fd, addrBuf, addrLen);
+  const taken: number[] = [];
+  return {
+    addr: decodeSockaddr(addrBuf),
+    takeOne(): number | undefined {
+      resetLen();
+      const conn = c.accept4(fd, addrBuf, addrLen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (conn < 0) return undefined;
+      taken.push(conn);
+      return conn;
+    },
+    close(): void {
+      for (const conn of [fd, ...taken]) c.close(conn);
+    },
+  };
+}
+
+const encoder = new TextEncoder();
+
+Deno.test({
+  name: "epoll connect: ackWithData holds the last ACK back until the first bytes or a read",
+  ignore: unavailable !== undefined,
+  async fn() {
+    const c = libc as Libc;
+    const sockets = epollSockets(c);
+    const server = plainListener(c);
+    const conns: Conn[] = [];
+    try {
+      // Without it, the server has the connection once the connect resolves.
+      conns.push(await sockets.connect(server.addr));
+      assert.notEqual(server.takeOne(), undefined);
+
+      const writer = await sockets.connect(server.addr, { ackWithData: true });
+      conns.push(writer);
+      assert.equal(server.takeOne(), undefined);
+      await writer.writeAll(encoder.encode("hi"));
+      // The connection and its first bytes, at once.
+      const writerPeer = server.takeOne();
+      assert.notEqual(writerPeer, undefined);
+      const buf = new Uint8Array(8);
+      assert.equal(c.recv(writerPeer!, buf, buf.length), 2);
+
+      // A read first, for a server that speaks first: the ACK goes at once.
+      const reader = await sockets.connect(server.addr, { ackWithData: true });
+      conns.push(reader);
+      assert.equal(server.takeOne(), undefined);
+      const reading = reader.read(buf);
+      const readerPeer = server.takeOne();
+      assert.notEqual(readerPeer, undefined);
+      c.send(readerPeer!, encoder.encode("hello"), 5);
+      assert.equal(await reading, 5);
+    } finally {
+      for (const conn of conns) conn.close();
+      server.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "epoll relay: a held ACK goes when the relay starts with nothing to send",
+  ignore: unavailable !== undefined,
+  async fn() {
+    const c = libc as Libc;
+    const sockets = epollSockets(c);
+    const front = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
+    const server = plainListener(c);
+    const conns: Conn[] = [];
+    try {
+      const frontAccepted = front[Symbol.asyncIterator]().next();
+      const client = await sockets.connect(front.addr);
+      const near = (await frontAccepted).value as Conn;
+      const upstream = await sockets.connect(server.addr, { ackWithData: true });
+      conns.push(client, near, upstream);
+      assert.equal(server.takeOne(), undefined);
+      // The client says nothing: a server that speaks first must hear of the connection.
+      const relayed = sockets.relay(near, upstream, { bytesUp: 0, bytesDown: 0 });
+      const peer = server.takeOne();
+      assert.notEqual(peer, undefined);
+      c.send(peer!, encoder.encode("hello"), 5);
+      c.shutdown(peer!, SHUT_WR);
+      assert.equal(await readAll(client), "hello");
+      client.close();
+      assert.deepEqual(await relayed, {});
+    } finally {
+      front.close();
+      for (const conn of conns) conn.close();
+      server.close();
     }
   },
 });

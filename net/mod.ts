@@ -48,6 +48,21 @@ export interface ListenOptions {
   reusePort?: boolean;
 }
 
+/** How {@linkcode Net.connect} connects. */
+export interface ConnectOptions {
+  /** Fails with `TimedOut` after this many ms; no limit without it. */
+  timeoutMs?: number;
+  /**
+   * Hold the handshake's last ACK back and send it with the first bytes written, or when a
+   * relay of this connection starts with nothing to send, or at the first read, whichever
+   * comes first (HAProxy's `option tcp-smart-connect`). The server then learns of the
+   * connection and its first bytes at once, and is woken once for both. For a connection
+   * written or relayed at once: a server that speaks first is otherwise kept waiting, at most
+   * for the kernel's delayed-ACK time (200 ms). Where the sockets cannot do it, it is ignored.
+   */
+  ackWithData?: boolean;
+}
+
 /** Accepts connections until closed. */
 export interface Listener extends AsyncIterable<Conn> {
   /** The bound address, with the real port when port 0 was asked for. */
@@ -107,7 +122,7 @@ export interface Net {
    * Connects with TCP_NODELAY set. Rejects with {@linkcode NetError}: `ConnectionRefused`,
    * `TimedOut` after `timeoutMs`, `NotFound` when the name does not resolve.
    */
-  connect(addr: Addr, options?: { timeoutMs?: number }): Promise<Conn>;
+  connect(addr: Addr, options?: ConnectOptions): Promise<Conn>;
   /**
    * Copies bytes both ways between `a` and `b` until both directions reach end of stream.
    * When one side ends its stream, the other side's write half is shut down (half-close is
