@@ -171,54 +171,71 @@ function plainListener(c: Libc) {
 
 const encoder = new TextEncoder();
 
-Deno.test({
-  name: "epoll connect: ackWithData holds the last ACK back until the first bytes or a read",
-  ignore: unavailable !== undefined,
-  async fn() {
-    const c = libc as Libc;
-    const sockets = epollSockets(c);
-    const server = plainListener(c);
-    const conns: Conn[] = [];
-    try {
-      // Without it, the server has the connection once the connect resolves.
-      conns.push(await sockets.connect(server.addr));
-      assert.notEqual(server.takeOne(), undefined);
+/**
+ * A test of the engine against a {@linkcode plainListener} (`server`); what `fn` puts in
+ * `conns` is closed after it, and so is the server.
+ */
+function serverTest(
+  name: string,
+  fn: (
+    rig: {
+      c: Libc;
+      sockets: ReturnType<typeof epollSockets>;
+      server: ReturnType<typeof plainListener>;
+      conns: Conn[];
+    },
+  ) => Promise<void>,
+): void {
+  Deno.test({
+    name,
+    ignore: unavailable !== undefined,
+    async fn() {
+      const c = libc as Libc;
+      const server = plainListener(c);
+      const conns: Conn[] = [];
+      try {
+        await fn({ c, sockets: epollSockets(c), server, conns });
+      } finally {
+        for (const conn of conns) conn.close();
+        server.close();
+      }
+    },
+  });
+}
 
-      const writer = await sockets.connect(server.addr, { ackWithData: true });
-      conns.push(writer);
-      assert.equal(server.takeOne(), undefined);
-      await writer.writeAll(encoder.encode("hi"));
-      // The connection and its first bytes, at once.
-      const writerPeer = server.takeOne();
-      assert.notEqual(writerPeer, undefined);
-      const buf = new Uint8Array(8);
-      assert.equal(c.recv(writerPeer!, buf, buf.length), 2);
+serverTest(
+  "epoll connect: ackWithData holds the last ACK back until the first bytes or a read",
+  async ({ c, sockets, server, conns }) => {
+    // Without it, the server has the connection once the connect resolves.
+    conns.push(await sockets.connect(server.addr));
+    assert.notEqual(server.takeOne(), undefined);
 
-      // A read first, for a server that speaks first: the ACK goes at once.
-      const reader = await sockets.connect(server.addr, { ackWithData: true });
-      conns.push(reader);
-      assert.equal(server.takeOne(), undefined);
-      const reading = reader.read(buf);
-      const readerPeer = server.takeOne();
-      assert.notEqual(readerPeer, undefined);
-      c.send(readerPeer!, encoder.encode("hello"), 5);
-      assert.equal(await reading, 5);
-    } finally {
-      for (const conn of conns) conn.close();
-      server.close();
-    }
+    const writer = await sockets.connect(server.addr, { ackWithData: true });
+    conns.push(writer);
+    assert.equal(server.takeOne(), undefined);
+    await writer.writeAll(encoder.encode("hi"));
+    // The connection and its first bytes, at once.
+    const writerPeer = server.takeOne();
+    assert.notEqual(writerPeer, undefined);
+    const buf = new Uint8Array(8);
+    assert.equal(c.recv(writerPeer!, buf, buf.length), 2);
+
+    // A read first, for a server that speaks first: the ACK goes at once.
+    const reader = await sockets.connect(server.addr, { ackWithData: true });
+    conns.push(reader);
+    assert.equal(server.takeOne(), undefined);
+    const reading = reader.read(buf);
+    const readerPeer = server.takeOne();
+    assert.notEqual(readerPeer, undefined);
+    c.send(readerPeer!, encoder.encode("hello"), 5);
+    assert.equal(await reading, 5);
   },
-});
+);
 
-Deno.test({
-  name: "epoll relay: a held ACK goes when the relay starts with nothing to send",
-  ignore: unavailable !== undefined,
-  async fn() {
-    const c = libc as Libc;
-    const sockets = epollSockets(c);
+serverTest(
+  "epoll relay: a held ACK goes when the relay starts with nothing to send",
+  async ({ c, sockets, server, conns }) => {
     const front = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
-    const server = plainListener(c);
-    const conns: Conn[] = [];
     try {
       const frontAccepted = front[Symbol.asyncIterator]().next();
       const client = await sockets.connect(front.addr);
@@ -237,8 +254,6 @@ Deno.test({
       assert.deepEqual(await relayed, {});
     } finally {
       front.close();
-      for (const conn of conns) conn.close();
-      server.close();
     }
   },
-});
+);
