@@ -257,3 +257,42 @@ serverTest(
     }
   },
 );
+
+Deno.test({
+  name: "epoll loop: while busy, it looks for work on its own thread and hands no wait over",
+  ignore: unavailable !== undefined,
+  async fn() {
+    let waits = 0;
+    const counting: Libc = {
+      ...(libc as Libc),
+      epollWait: (...args) => {
+        waits++;
+        return (libc as Libc).epollWait(...args);
+      },
+    };
+    const sockets = epollSockets(counting);
+    const { client, front, upstream, server } = await fourEnds(sockets);
+    try {
+      const relayed = sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 });
+      const buf = new Uint8Array(16);
+      const rounds = 200;
+      const before = waits;
+      // A ping-pong through the relay: there is always something in flight.
+      for (let i = 0; i < rounds; i++) {
+        await client.writeAll(encoder.encode("ping"));
+        assert.equal(await server.read(buf), 4);
+        await server.writeAll(encoder.encode("pong"));
+        assert.equal(await client.read(buf), 4);
+      }
+      // Each wait handed to the other thread costs two thread switches. A loop that hands it
+      // over as soon as one look finds nothing, before the promise reactions that send the
+      // next bytes have run, makes two a round here.
+      assert.ok(waits - before < rounds / 20, `${waits - before} waits in ${rounds} rounds`);
+      client.close();
+      server.close();
+      await relayed;
+    } finally {
+      for (const conn of [client, front, upstream, server]) conn.close();
+    }
+  },
+});
