@@ -122,7 +122,8 @@ export class HealthMonitor {
     if (this.#stopped) return;
     const now = Date.now();
     const state = this.state(backend);
-    state.thresholds = this.#options();
+    // A result that agrees with the state needs no thresholds (every proxied connect).
+    if (ok !== state.alive) state.thresholds = this.#options();
     const change: HealthChange | undefined = state.observe(ok, now);
     if (change === undefined) return;
     this.#pool.setAlive(backend, change === "up", now);

@@ -137,6 +137,13 @@ export class Proxy {
   #nextConnId = 1;
   #idleWaiters: (() => void)[] = [];
   #stopping = false;
+  /**
+   * Whether each connection is logged at info and debug level. Asked of LogTape once: the
+   * process configures its logging before it makes a proxy (`cli/log.ts`), and asking costs
+   * more than the rest of a connection's bookkeeping.
+   */
+  readonly #logInfo = log.isEnabledFor("info");
+  readonly #logDebug = log.isEnabledFor("debug");
 
   constructor(ctx: ProxyContext) {
     this.#ctx = ctx;
@@ -252,8 +259,7 @@ export class Proxy {
     pool.opened(backend);
     balancer.onOpen?.(backend);
     health.connected(backend);
-    // Checked first: the fields cost more than the rest of a connection's bookkeeping.
-    if (log.isEnabledFor("info")) {
+    if (this.#logInfo) {
       log.info("client {client} -> {backend}", {
         event: "open",
         client: formatClient(client.remoteAddr),
@@ -277,19 +283,19 @@ export class Proxy {
         }
       },
     };
-    if (log.isEnabledFor("debug")) {
+    if (this.#logDebug) {
       relayOptions.onChunk = (direction, bytes) =>
         log.debug(
           `Successfully sent {bytes} bytes to ${direction === "up" ? "server" : "client"}!`,
           { bytes, id: row.id },
         );
     }
-    const result = await net.relay(client, upstream, row, relayOptions);
+    const error = await net.relay(client, upstream, row, relayOptions);
     client.close();
     upstream.close();
     if (nat.remove(row.id)) {
       this.#ctx.shared?.addNatRows(-1);
-      const reason = tunnel.reason ?? result.error?.message ?? "closed";
+      const reason = tunnel.reason ?? error?.message ?? "closed";
       this.#closed(row, backend, reason);
     }
     this.#tunnels.delete(row.id);
@@ -319,20 +325,20 @@ export class Proxy {
   async #connect(client: Conn): Promise<[Backend, Conn] | undefined> {
     const { net, pool, health, config } = this.#ctx;
     const connId = this.#nextConnId++;
-    const tried = new Set<number>();
+    // Backends that failed this client; made on the first failure, which is rare.
+    let tried: Set<number> | undefined;
     for (let attempt = 0; attempt < config.connectTries; attempt++) {
       const candidates = pool.candidates({
         exclude: tried,
         nowMs: Date.now(),
         slowstartMs: config.slowstartMs,
-        random: Math.random(),
+        random: config.slowstartMs > 0 ? Math.random() : undefined,
       });
       const backend = this.#ctx.balancer.pick(
         { id: connId, remote: client.remoteAddr },
         candidates,
       );
       if (backend === undefined) break;
-      tried.add(backend.id);
       pool.connectStarted(backend);
       try {
         const upstream = await net.connect(backend.addr, {
@@ -350,6 +356,7 @@ export class Proxy {
         }
         return [backend, upstream];
       } catch (err) {
+        (tried ??= new Set()).add(backend.id);
         pool.connectFailed(backend);
         health.connectFailed(backend);
         this.#ctx.events.connectFailed?.(backend);
@@ -367,14 +374,14 @@ export class Proxy {
       event: "refused",
       reason: "no-backend",
       client: formatClient(client.remoteAddr),
-      detail: tried.size === 0 ? " (all dead, draining or full)" : ` (${tried.size} tried)`,
+      detail: tried === undefined ? " (all dead, draining or full)" : ` (${tried.size} tried)`,
     });
     return undefined;
   }
 
   #closed(row: NatRow, backend: Backend, reason: string): void {
     this.#ctx.events.closed?.(row, backend, reason);
-    if (!log.isEnabledFor("info")) return;
+    if (!this.#logInfo) return;
     log.info("client {client} terminated", {
       event: "close",
       client: formatClient(row.client),

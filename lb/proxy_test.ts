@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Addr, Conn, Net, RelayCounters, RelayOptions, RelayResult } from "../net/mod.ts";
+import type { Addr, Conn, Net, NetError, RelayCounters, RelayOptions } from "../net/mod.ts";
 import { BackendPool, reconcile } from "./backend.ts";
 import { createBalancer } from "./balancers/mod.ts";
 import { defaultConfig } from "./config.ts";
@@ -47,7 +47,7 @@ function fakeNet(): { net: Net; relays: HeldRelay[] } {
       upstream: Conn,
       _counters: RelayCounters,
       options?: RelayOptions,
-    ): Promise<RelayResult> {
+    ): Promise<NetError | undefined> {
       return new Promise((resolve) => {
         relays.push({
           client,
@@ -58,7 +58,7 @@ function fakeNet(): { net: Net; relays: HeldRelay[] } {
             options?.onEnd?.("down");
             client.close();
             upstream.close();
-            resolve({});
+            resolve(undefined);
           },
         });
       });

@@ -19,7 +19,6 @@ import {
   type NetErrorCode,
   type RelayCounters,
   type RelayOptions,
-  type RelayResult,
 } from "./mod.ts";
 
 const NODE_ERROR_CODES: Record<string, NetErrorCode> = {
@@ -116,7 +115,7 @@ class Relay {
   /** Directions not yet ended. */
   running = 2;
   done = false;
-  resolve: (result: RelayResult) => void = () => {};
+  resolve: (error: NetError | undefined) => void = () => {};
 
   constructor(a: BunConn, b: BunConn, counters: RelayCounters, options?: RelayOptions) {
     this.a = a;
@@ -459,9 +458,9 @@ export class BunConn implements Conn {
     b: BunConn,
     counters: RelayCounters,
     options?: RelayOptions,
-  ): Promise<RelayResult> {
+  ): Promise<NetError | undefined> {
     const relay = new Relay(a, b, counters, options);
-    const done = new Promise<RelayResult>((resolve) => relay.resolve = resolve);
+    const done = new Promise<NetError | undefined>((resolve) => relay.resolve = resolve);
     a.#relay = relay;
     b.#relay = relay;
     a.#startRelay(relay);
@@ -475,7 +474,7 @@ export class BunConn implements Conn {
     BunConn.#relayOver(relay);
     relay.a.close();
     relay.b.close();
-    relay.resolve({ error: err });
+    relay.resolve(err);
   }
 
   /** `src` reached end of stream: half-closes the other side once what is unsent is out. */
@@ -497,7 +496,7 @@ export class BunConn implements Conn {
     BunConn.#relayOver(relay);
     relay.a.close();
     relay.b.close();
-    relay.resolve({});
+    relay.resolve(undefined);
   }
 
   static #relayOver(relay: Relay): void {

@@ -150,15 +150,30 @@ export function encodeSockaddr(addr: Addr): Uint8Array | undefined {
   return out;
 }
 
+/** IPv4 addresses written out, by their 32 bits; past {@linkcode IPV4_NAMES_MAX} it starts again. */
+const ipv4Names = new Map<number, string>();
+const IPV4_NAMES_MAX = 4096;
+
 /**
  * Decodes a `struct sockaddr_in` or `sockaddr_in6`. An IPv4-mapped IPv6 address is written
- * `::ffff:a.b.c.d`, as Deno and Node write it.
+ * `::ffff:a.b.c.d`, as Deno and Node write it. An IPv4 address seen before gives the same
+ * string again: no text is made per accepted client, and the string's hash, which the
+ * per-address limits look it up by, is already known.
  */
 export function decodeSockaddr(bytes: Uint8Array): Addr {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const family = view.getUint16(0, true);
-  const port = view.getUint16(2, false);
-  if (family === AF_INET) return { hostname: formatIp(bytes.subarray(4, 8)), port };
+  // The family in the host's byte order (little-endian on every platform l4chat runs on).
+  const family = bytes[0] | (bytes[1] << 8);
+  const port = (bytes[2] << 8) | bytes[3];
+  if (family === AF_INET) {
+    const key = (bytes[4] * 0x1000000) + ((bytes[5] << 16) | (bytes[6] << 8) | bytes[7]);
+    let hostname = ipv4Names.get(key);
+    if (hostname === undefined) {
+      if (ipv4Names.size >= IPV4_NAMES_MAX) ipv4Names.clear();
+      hostname = `${bytes[4]}.${bytes[5]}.${bytes[6]}.${bytes[7]}`;
+      ipv4Names.set(key, hostname);
+    }
+    return { hostname, port };
+  }
   if (family !== AF_INET6) return { hostname: "", port: 0 };
   const ip = bytes.subarray(8, 24);
   const mapped = ip.subarray(0, 10).every((b) => b === 0) && ip[10] === 0xff && ip[11] === 0xff;

@@ -2,8 +2,9 @@
  * {@linkcode Libc} through Deno's foreign function interface (`Deno.dlopen`, which needs
  * `--allow-ffi`). Lengths are passed as `u64` from a `BigInt`: Deno's fast call path takes a
  * BigInt for a 64-bit parameter, where a plain number would go through its slow path (about
- * 300 ns more per call, measured here). Results are read as `i32`: every result l4chat asks
- * for fits, and -1 stays -1.
+ * 300 ns more per call, measured here). Making that BigInt is a call into V8's runtime (about
+ * 30 ns), so the lengths the relays use over and over are made once ({@linkcode lengthOf}).
+ * Results are read as `i32`: every result l4chat asks for fits, and -1 stays -1.
  *
  * @module
  */
@@ -38,6 +39,23 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
+/** Lengths up to this many bytes are kept as BigInts once made: what small writes pass. */
+const SMALL_LENGTHS = 4096;
+const smallLengths: bigint[] = new Array(SMALL_LENGTHS + 1);
+/** The last larger length made, and its BigInt: the read buffer's size, most of the time. */
+let lastLength = -1;
+let lastBig = 0n;
+
+/** `len` as the BigInt a `u64` parameter takes, made once for the lengths that recur. */
+function lengthOf(len: number): bigint {
+  if (len <= SMALL_LENGTHS) return smallLengths[len] ??= BigInt(len);
+  if (len !== lastLength) {
+    lastBig = BigInt(len);
+    lastLength = len;
+  }
+  return lastBig;
+}
+
 /**
  * The C library of this process, or why the epoll engine cannot run here: not Linux, no
  * `--allow-ffi`, or no `libc.so.6`.
@@ -54,8 +72,11 @@ export function denoLibc(): Libc | { unavailable: string } {
     return { unavailable: `cannot load libc.so.6: ${(err as Error).message}` };
   }
   const c = lib.symbols;
-  // errno is per thread; this module runs on one thread (a Worker loads its own copy).
-  const errnoView = new Deno.UnsafePointerView(c.__errno_location()!);
+  // errno is per thread; this module runs on one thread (a Worker loads its own copy). Read
+  // through a typed array over it: a plain load, where `UnsafePointerView.getInt32` is a call.
+  const errnoCell = new Int32Array(
+    Deno.UnsafePointerView.getArrayBuffer(c.__errno_location()!, 4),
+  );
   const packed = Deno.build.arch === "x86_64";
   return {
     socket: (domain, type, protocol) => c.socket(domain, type, protocol),
@@ -63,8 +84,8 @@ export function denoLibc(): Libc | { unavailable: string } {
     listen: (fd, backlog) => c.listen(fd, backlog),
     accept4: (fd, addr, addrLen, flags) => c.accept4(fd, addr, addrLen, flags),
     connect: (fd, addr) => c.connect(fd, addr, addr.length),
-    recv: (fd, buf, len) => c.recv(fd, buf, BigInt(len), 0),
-    send: (fd, buf, len) => c.send(fd, buf, BigInt(len), MSG_NOSIGNAL),
+    recv: (fd, buf, len) => c.recv(fd, buf, lengthOf(len), 0),
+    send: (fd, buf, len) => c.send(fd, buf, lengthOf(len), MSG_NOSIGNAL),
     shutdown: (fd, how) => c.shutdown(fd, how),
     close: (fd) => c.close(fd),
     setsockopt: (fd, level, name, value) => c.setsockopt(fd, level, name, value, value.length),
@@ -72,14 +93,14 @@ export function denoLibc(): Libc | { unavailable: string } {
       c.getsockopt(fd, level, name, value, valueLen),
     getsockname: (fd, addr, addrLen) => c.getsockname(fd, addr, addrLen),
     eventfd: (initval, flags) => c.eventfd(initval, flags),
-    read: (fd, buf, len) => c.read(fd, buf, BigInt(len)),
-    write: (fd, buf, len) => c.write(fd, buf, BigInt(len)),
+    read: (fd, buf, len) => c.read(fd, buf, lengthOf(len)),
+    write: (fd, buf, len) => c.write(fd, buf, lengthOf(len)),
     epollCreate1: (flags) => c.epoll_create1(flags),
     epollCtl: (epfd, op, fd, event) => c.epoll_ctl(epfd, op, fd, event),
     epollWait: (epfd, events, maxEvents, timeoutMs) =>
       c.epoll_wait(epfd, events, maxEvents, timeoutMs),
     epollPoll: (epfd, events, maxEvents) => c.epoll_poll(epfd, events, maxEvents, 0),
-    errno: () => errnoView.getInt32(),
+    errno: () => errnoCell[0],
     eventSize: packed ? 12 : 16,
     eventDataOffset: packed ? 4 : 8,
   };

@@ -24,7 +24,6 @@ import {
   NetError,
   type RelayCounters,
   type RelayOptions,
-  type RelayResult,
 } from "./mod.ts";
 import { resolveAll } from "./_resolve.ts";
 
@@ -175,7 +174,7 @@ function relay(
   b: Conn,
   counters: RelayCounters,
   options?: RelayOptions,
-): Promise<RelayResult> {
+): Promise<NetError | undefined> {
   return BunConn.relay(a as BunConn, b as BunConn, counters, options);
 }
 

@@ -12,7 +12,6 @@ import {
   type NetErrorCode,
   type RelayCounters,
   type RelayOptions,
-  type RelayResult,
 } from "./mod.ts";
 import {
   giveLargeBuffer,
@@ -224,7 +223,7 @@ async function relay(
   b: Conn,
   counters: RelayCounters,
   options?: RelayOptions,
-): Promise<RelayResult> {
+): Promise<NetError | undefined> {
   const ca = (a as DenoConn).inner;
   const cb = (b as DenoConn).inner;
   let error: NetError | undefined;
@@ -241,7 +240,7 @@ async function relay(
   ]);
   a.close();
   b.close();
-  return error === undefined ? {} : { error };
+  return error;
 }
 
 async function connect(addr: Addr, options?: ConnectOptions): Promise<Conn> {

@@ -31,7 +31,6 @@ import {
   NetError,
   type RelayCounters,
   type RelayOptions,
-  type RelayResult,
 } from "./mod.ts";
 import {
   AF_INET,
@@ -184,8 +183,10 @@ class Poller {
     this.#slots[slot] = undefined;
     this.#free.push(slot);
     this.#registered--;
-    // Let the loop see that nothing is left, so the process can exit.
-    if (this.#registered === 0 && this.#looping) this.#wake();
+    // Let the loop see that nothing is left, and leave no timer, so the process can exit.
+    if (this.#registered > 0) return;
+    this.#stopConnectTimer();
+    if (this.#looping) this.#wake();
   }
 
   /** An `int` option of `fd`, or the errno of the failure as a negative number. */
@@ -224,9 +225,15 @@ class Poller {
     if (deadlineMs < this.#connectTimerAtMs) this.#armConnectTimer(deadlineMs);
   }
 
-  /** `conn`'s connect has ended, one way or another. */
+  /**
+   * `conn`'s connect has ended, one way or another. The timer stays: when it fires with
+   * nothing due it just stops, where clearing and setting one per connect costs more.
+   */
   connectEnded(conn: EpollConn): void {
-    if (!this.#connects.delete(conn) || this.#connects.size > 0) return;
+    this.#connects.delete(conn);
+  }
+
+  #stopConnectTimer(): void {
     clearTimeout(this.#connectTimer);
     this.#connectTimer = undefined;
     this.#connectTimerAtMs = Infinity;
@@ -275,7 +282,11 @@ class Poller {
       start();
     } finally {
       this.#inBatch = false;
-      shutAll(this.#shutsNext.splice(from));
+      const shuts = this.#shutsNext;
+      if (shuts.length > from) {
+        shutAll(shuts.slice(from));
+        shuts.length = from;
+      }
     }
   }
 
@@ -429,7 +440,7 @@ class Relay {
   readonly up: Flow;
   readonly down: Flow;
   done = false;
-  readonly #resolve: (result: RelayResult) => void;
+  readonly #resolve: (error: NetError | undefined) => void;
 
   constructor(
     poller: Poller,
@@ -437,7 +448,7 @@ class Relay {
     b: EpollConn,
     counters: RelayCounters,
     options: RelayOptions | undefined,
-    resolve: (result: RelayResult) => void,
+    resolve: (error: NetError | undefined) => void,
   ) {
     this.poller = poller;
     this.counters = counters;
@@ -462,7 +473,7 @@ class Relay {
     }
     this.up.src.close();
     this.down.src.close();
-    this.#resolve(error === undefined ? {} : { error });
+    this.#resolve(error);
   }
 }
 
@@ -1003,15 +1014,22 @@ function targetOf(ip: string, port: number): Target {
 export interface EpollSockets {
   listen(addr: Addr, options?: ListenOptions): Promise<Listener>;
   connect(addr: Addr, options?: ConnectOptions): Promise<Conn>;
-  relay(a: Conn, b: Conn, counters: RelayCounters, options?: RelayOptions): Promise<RelayResult>;
+  relay(
+    a: Conn,
+    b: Conn,
+    counters: RelayCounters,
+    options?: RelayOptions,
+  ): Promise<NetError | undefined>;
 }
 
 /** The epoll engine over `libc`, for the calling thread. */
 export function epollSockets(libc: Libc): EpollSockets {
   const poller = new Poller(libc);
 
-  // Backends are connected to over and over: encode each address once.
+  // Backends are connected to over and over: encode each address once. The address objects
+  // of backends live as long as the backends, so most lookups are by identity.
   const targets = new Map<string, Target>();
+  const targetsByAddr = new WeakMap<Addr, Target>();
 
   /** What connecting to `addr` tries, in order, as the runtime's own connect would. */
   async function targetsOf(addr: Addr): Promise<Target[]> {
@@ -1028,7 +1046,8 @@ export function epollSockets(libc: Libc): EpollSockets {
   }
 
   function openSocket(addr: Uint8Array): number {
-    const family = new DataView(addr.buffer).getUint16(0, true) === AF_INET ? AF_INET : AF_INET6;
+    // As encodeSockaddr wrote it: little-endian.
+    const family = (addr[0] | (addr[1] << 8)) === AF_INET ? AF_INET : AF_INET6;
     const fd = libc.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw errnoError(libc.errno());
     return fd;
@@ -1088,7 +1107,11 @@ export function epollSockets(libc: Libc): EpollSockets {
 
   function connect(addr: Addr, options?: ConnectOptions): Promise<Conn> {
     // The usual case, a backend connected to before, takes no detour through a promise.
-    const known = targets.get(`${addr.hostname} ${addr.port}`);
+    let known = targetsByAddr.get(addr);
+    if (known === undefined) {
+      known = targets.get(`${addr.hostname} ${addr.port}`);
+      if (known !== undefined) targetsByAddr.set(addr, known);
+    }
     if (known !== undefined) return connectTo(known, options?.timeoutMs, options?.ackWithData);
     return connectFirst(addr, options);
   }
@@ -1117,9 +1140,9 @@ export function epollSockets(libc: Libc): EpollSockets {
     b: Conn,
     counters: RelayCounters,
     options?: RelayOptions,
-  ): Promise<RelayResult> {
+  ): Promise<NetError | undefined> {
     if (!(a instanceof EpollConn) || !(b instanceof EpollConn)) {
-      return Promise.resolve({ error: new NetError("Other", "relay of a foreign connection") });
+      return Promise.resolve(new NetError("Other", "relay of a foreign connection"));
     }
     return new Promise((resolve) => {
       const relay = new Relay(poller, a, b, counters, options, resolve);

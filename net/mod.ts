@@ -85,12 +85,6 @@ export interface RelayCounters {
 /** One direction of a relay: `up` is `a` to `b`, `down` is `b` to `a`. */
 export type Direction = "up" | "down";
 
-/** How a relay ended. */
-export interface RelayResult {
-  /** The first error seen on either side, if any ended the relay early. */
-  error?: NetError;
-}
-
 /** Options of {@linkcode Net.relay}. */
 export interface RelayOptions {
   /** Called after each chunk is written; only pass it when it is needed (debug logging). */
@@ -128,9 +122,16 @@ export interface Net {
    * When one side ends its stream, the other side's write half is shut down (half-close is
    * carried through); when the second ends, both connections are closed (the close is that
    * side's end of stream). An error on either side closes both at once. Updates `counters`
-   * in place. Never rejects; closes both connections however it ends.
+   * in place. Resolves with the first error seen on either side if one ended it early, with
+   * undefined otherwise (a value that is not an object, so that settling the promise looks
+   * up no `then`). Never rejects; closes both connections however it ends.
    */
-  relay(a: Conn, b: Conn, counters: RelayCounters, options?: RelayOptions): Promise<RelayResult>;
+  relay(
+    a: Conn,
+    b: Conn,
+    counters: RelayCounters,
+    options?: RelayOptions,
+  ): Promise<NetError | undefined>;
   /** Resolves `hostname` to every address it has (IP literals resolve to themselves). */
   resolve(hostname: string): Promise<string[]>;
   /** Serves HTTP on `addr` with `handler`. */
