@@ -1,5 +1,13 @@
 import { getLogger } from "@logtape/logtape";
-import { type Addr, type Conn, formatAddr, type Net, type RelayOptions } from "../net/mod.ts";
+import {
+  type Addr,
+  type Conn,
+  type ConnectOptions,
+  formatAddr,
+  type Net,
+  type NetError,
+  type RelayOptions,
+} from "../net/mod.ts";
 import { encodeProxyHeader } from "../net/proxy_protocol.ts";
 import type { Backend, BackendPool } from "./backend.ts";
 import type { Balancer } from "./balancer.ts";
@@ -110,18 +118,20 @@ class SharedLimits implements Limits {
   }
 }
 
-/** A client's place under `--max-conns` and `--max-conns-per-ip`, given back exactly once. */
-interface Admission {
-  ip: string;
+/**
+ * One client's connection through the proxy: its place under `--max-conns` and
+ * `--max-conns-per-ip` (given back exactly once), and its backend connection once up.
+ */
+interface Session {
+  readonly client: Conn;
+  /** The client's IP, as counted under `--max-conns-per-ip`. */
+  readonly ip: string;
   released: boolean;
-}
-
-/** A proxied connection that can be closed from outside (shutdown, admin, sweeps). */
-interface Tunnel {
-  client: Conn;
-  upstream: Conn;
+  upstream: Conn | undefined;
+  /** The balancer told of the open, so the same one hears of the close across a reload. */
+  balancer: Balancer | undefined;
   /** Why it is being closed from outside, if it is. */
-  reason?: string;
+  reason: string | undefined;
 }
 
 /**
@@ -131,12 +141,15 @@ interface Tunnel {
  */
 export class Proxy {
   readonly #ctx: ProxyContext;
-  readonly #tunnels = new Map<number, Tunnel>();
+  /** The sessions whose backend connection is up, by NAT row id. */
+  readonly #tunnels = new Map<number, Session>();
   readonly #limits: Limits;
   #pending = 0;
   #nextConnId = 1;
   #idleWaiters: (() => void)[] = [];
   #stopping = false;
+  #connectOptionsOf: LbConfig | undefined;
+  #connectOptionsNow: ConnectOptions = {};
   /**
    * Whether each connection is logged at info and debug level. Asked of LogTape once: the
    * process configures its logging before it makes a proxy (`cli/log.ts`), and asking costs
@@ -173,11 +186,11 @@ export class Proxy {
 
   /** Closes the proxied connection of NAT row `id` because of `reason`; false if none. */
   close(id: number, reason = "closed by admin"): boolean {
-    const tunnel = this.#tunnels.get(id);
-    if (tunnel === undefined) return false;
-    tunnel.reason ??= reason;
-    tunnel.client.close();
-    tunnel.upstream.close();
+    const session = this.#tunnels.get(id);
+    if (session === undefined) return false;
+    session.reason ??= reason;
+    session.client.close();
+    session.upstream?.close();
     return true;
   }
 
@@ -196,7 +209,10 @@ export class Proxy {
     return ids.length;
   }
 
-  /** Handles one accepted client until both directions are done. Never rejects. */
+  /**
+   * Handles one accepted client until both directions are done. Never rejects. One async
+   * function from accept to close: every await costs a few allocations per connection.
+   */
   async handle(client: Conn): Promise<void> {
     const ip = client.remoteAddr.hostname;
     const refusal = this.#stopping ? "stopping" : this.#limits.admit(ip, this.#ctx.config);
@@ -204,10 +220,57 @@ export class Proxy {
       this.#refuse(client, refusal);
       return;
     }
-    const admission: Admission = { ip, released: false };
+    const session: Session = {
+      client,
+      ip,
+      released: false,
+      upstream: undefined,
+      balancer: undefined,
+      reason: undefined,
+    };
     this.#pending++;
     try {
-      await this.#serve(client, admission);
+      const { net, pool, config } = this.#ctx;
+      const connectStart = Date.now();
+      let backend: Backend | undefined;
+      // Backends that failed this client; made on the first failure, which is rare.
+      let tried: Set<number> | undefined;
+      try {
+        const connId = this.#nextConnId++;
+        for (let attempt = 0; attempt < config.connectTries; attempt++) {
+          const candidate = this.#pick(client, connId, tried);
+          if (candidate === undefined) break;
+          pool.connectStarted(candidate);
+          try {
+            const upstream = await net.connect(candidate.addr, this.#connectOptions(config));
+            const version = candidate.sendProxy ?? config.sendProxy;
+            if (version !== undefined) await sendProxyHeader(upstream, version, client);
+            session.upstream = upstream;
+            backend = candidate;
+            break;
+          } catch (err) {
+            (tried ??= new Set()).add(candidate.id);
+            this.#connectFailed(candidate, client, err as Error);
+          } finally {
+            // Counted as opened right after, with no await between.
+            pool.connectEnded(candidate);
+          }
+        }
+      } finally {
+        this.#pending--;
+      }
+      if (backend === undefined) {
+        this.#noBackend(client, tried);
+        return;
+      }
+      const row = this.#opened(session, backend, connectStart);
+      const error = await net.relay(
+        client,
+        session.upstream!,
+        row,
+        this.#relayOptions(session, row, backend),
+      );
+      this.#ended(session, row, backend, error);
     } catch (err) {
       // A bug, not a network event: say so, but never take the load balancer down.
       log.error("client {client}: unexpected error: {error}", {
@@ -216,48 +279,85 @@ export class Proxy {
       });
       client.close();
     } finally {
-      this.#release(admission);
+      this.#release(session);
       if (this.active === 0) {
         for (const resolve of this.#idleWaiters.splice(0)) resolve();
       }
     }
   }
 
-  /** Gives back the place of `admission`, if it was not given back already. */
-  #release(admission: Admission): void {
-    if (admission.released) return;
-    admission.released = true;
-    this.#limits.release(admission.ip);
+  /** Gives back the place of `session`, if it was not given back already. */
+  #release(session: Session): void {
+    if (session.released) return;
+    session.released = true;
+    this.#limits.release(session.ip);
   }
 
-  async #serve(client: Conn, admission: Admission): Promise<void> {
-    const { net, pool, nat, health } = this.#ctx;
-    const connectStart = Date.now();
-    let connected;
-    try {
-      connected = await this.#connect(client);
-    } finally {
-      this.#pending--;
+  /** What connecting to a backend takes under `config`: made once per config. */
+  #connectOptions(config: LbConfig): ConnectOptions {
+    if (this.#connectOptionsOf !== config) {
+      this.#connectOptionsOf = config;
+      this.#connectOptionsNow = {
+        timeoutMs: config.connectTimeoutMs,
+        // The client has usually sent already: the backend hears of both at once.
+        ackWithData: true,
+      };
     }
-    if (connected === undefined) {
-      this.#ctx.events.refused?.(client.remoteAddr, "no-backend");
-      client.close();
-      return;
-    }
-    const [backend, upstream] = connected;
-    const balancer = this.#ctx.balancer;
+    return this.#connectOptionsNow;
+  }
+
+  /** The backend to try next for `client`, if any is left. */
+  #pick(client: Conn, connId: number, tried: Set<number> | undefined): Backend | undefined {
+    const { pool, config } = this.#ctx;
+    const candidates = pool.candidates({
+      exclude: tried,
+      nowMs: Date.now(),
+      slowstartMs: config.slowstartMs,
+      random: config.slowstartMs > 0 ? Math.random() : undefined,
+    });
+    return this.#ctx.balancer.pick({ id: connId, remote: client.remoteAddr }, candidates);
+  }
+
+  /** A connect to `backend` for `client` failed with `err`. */
+  #connectFailed(backend: Backend, client: Conn, err: Error): void {
+    this.#ctx.pool.connectFailed(backend);
+    this.#ctx.health.connectFailed(backend);
+    this.#ctx.events.connectFailed?.(backend);
+    log.warn("cannot connect to server {backend} for client {client}: {reason}", {
+      backend: formatAddr(backend.addr),
+      client: formatClient(client.remoteAddr),
+      reason: err.message,
+    });
+  }
+
+  /** No backend took `client`: every one was tried (`tried`), or none could be. */
+  #noBackend(client: Conn, tried: Set<number> | undefined): void {
+    log.warn("client {client} closed: no server available{detail}", {
+      event: "refused",
+      reason: "no-backend",
+      client: formatClient(client.remoteAddr),
+      detail: tried === undefined ? " (all dead, draining or full)" : ` (${tried.size} tried)`,
+    });
+    this.#ctx.events.refused?.(client.remoteAddr, "no-backend");
+    client.close();
+  }
+
+  /** `session`'s backend connection is up: its NAT row, counts and log lines. */
+  #opened(session: Session, backend: Backend, connectStart: number): NatRow {
+    const { pool, nat, health } = this.#ctx;
+    const { client, upstream } = session;
     const now = Date.now();
     const row = nat.open({
       client: client.remoteAddr,
-      local: () => upstream.localAddr,
+      local: () => upstream!.localAddr,
       backend: backend.addr,
       backendId: backend.id,
     }, now);
     this.#ctx.shared?.addNatRows(1);
-    const tunnel: Tunnel = { client, upstream };
-    this.#tunnels.set(row.id, tunnel);
+    this.#tunnels.set(row.id, session);
     pool.opened(backend);
-    balancer.onOpen?.(backend);
+    session.balancer = this.#ctx.balancer;
+    session.balancer.onOpen?.(backend);
     health.connected(backend);
     if (this.#logInfo) {
       log.info("client {client} -> {backend}", {
@@ -271,32 +371,41 @@ export class Proxy {
       log.info("   Current NAT table length : {natSize}", { natSize: this.#natSize });
     }
     this.#ctx.events.opened?.(row, backend, now - connectStart);
+    return row;
+  }
 
-    const relayOptions: RelayOptions = {
+  /** What the relay of `session` reports as it goes. */
+  #relayOptions(session: Session, row: NatRow, backend: Backend): RelayOptions {
+    const nat = this.#ctx.nat;
+    const options: RelayOptions = {
       onEnd: (direction) => {
         if (nat.finish(row.id, direction)) {
           // Before the relay closes the sockets: a client that sees its connection end and
           // comes straight back finds its place free, whichever worker takes it.
-          this.#release(admission);
+          this.#release(session);
           this.#ctx.shared?.addNatRows(-1);
-          this.#closed(row, backend, tunnel.reason ?? "done");
+          this.#closed(row, backend, session.reason ?? "done");
         }
       },
     };
     if (this.#logDebug) {
-      relayOptions.onChunk = (direction, bytes) =>
+      options.onChunk = (direction, bytes) =>
         log.debug(
           `Successfully sent {bytes} bytes to ${direction === "up" ? "server" : "client"}!`,
           { bytes, id: row.id },
         );
     }
-    const error = await net.relay(client, upstream, row, relayOptions);
-    client.close();
-    upstream.close();
+    return options;
+  }
+
+  /** `session`'s relay is over, with `error` if one ended it. */
+  #ended(session: Session, row: NatRow, backend: Backend, error: NetError | undefined): void {
+    const { pool, nat } = this.#ctx;
+    session.client.close();
+    session.upstream!.close();
     if (nat.remove(row.id)) {
       this.#ctx.shared?.addNatRows(-1);
-      const reason = tunnel.reason ?? error?.message ?? "closed";
-      this.#closed(row, backend, reason);
+      this.#closed(row, backend, session.reason ?? error?.message ?? "closed");
     }
     this.#tunnels.delete(row.id);
     pool.closed(backend, row.bytesUp, row.bytesDown);
@@ -308,7 +417,7 @@ export class Proxy {
         backendId: backend.id,
       });
     }
-    balancer.onClose?.(backend);
+    session.balancer!.onClose?.(backend);
   }
 
   #refuse(client: Conn, reason: RefusalReason): void {
@@ -319,64 +428,6 @@ export class Proxy {
     });
     this.#ctx.events.refused?.(client.remoteAddr, reason);
     client.close();
-  }
-
-  /** Tries backends until one accepts, up to `connectTries`. */
-  async #connect(client: Conn): Promise<[Backend, Conn] | undefined> {
-    const { net, pool, health, config } = this.#ctx;
-    const connId = this.#nextConnId++;
-    // Backends that failed this client; made on the first failure, which is rare.
-    let tried: Set<number> | undefined;
-    for (let attempt = 0; attempt < config.connectTries; attempt++) {
-      const candidates = pool.candidates({
-        exclude: tried,
-        nowMs: Date.now(),
-        slowstartMs: config.slowstartMs,
-        random: config.slowstartMs > 0 ? Math.random() : undefined,
-      });
-      const backend = this.#ctx.balancer.pick(
-        { id: connId, remote: client.remoteAddr },
-        candidates,
-      );
-      if (backend === undefined) break;
-      pool.connectStarted(backend);
-      try {
-        const upstream = await net.connect(backend.addr, {
-          timeoutMs: config.connectTimeoutMs,
-          // The client has usually sent already: the backend hears of both at once.
-          ackWithData: true,
-        });
-        const version = backend.sendProxy ?? config.sendProxy;
-        if (version !== undefined) {
-          const header = encodeProxyHeader(version, client.remoteAddr, client.localAddr);
-          await upstream.writeAll(header).catch((err) => {
-            upstream.close();
-            throw err;
-          });
-        }
-        return [backend, upstream];
-      } catch (err) {
-        (tried ??= new Set()).add(backend.id);
-        pool.connectFailed(backend);
-        health.connectFailed(backend);
-        this.#ctx.events.connectFailed?.(backend);
-        log.warn("cannot connect to server {backend} for client {client}: {reason}", {
-          backend: formatAddr(backend.addr),
-          client: formatClient(client.remoteAddr),
-          reason: (err as Error).message,
-        });
-      } finally {
-        // The caller counts the connection as opened right after, with no await between.
-        pool.connectEnded(backend);
-      }
-    }
-    log.warn("client {client} closed: no server available{detail}", {
-      event: "refused",
-      reason: "no-backend",
-      client: formatClient(client.remoteAddr),
-      detail: tried === undefined ? " (all dead, draining or full)" : ` (${tried.size} tried)`,
-    });
-    return undefined;
   }
 
   #closed(row: NatRow, backend: Backend, reason: string): void {
@@ -394,5 +445,15 @@ export class Proxy {
       natSize: this.#natSize,
     });
     log.info("   Current NAT table length : {natSize}", { natSize: this.#natSize });
+  }
+}
+
+/** Sends the PROXY header for `client` first on `upstream`; closes `upstream` if it cannot. */
+async function sendProxyHeader(upstream: Conn, version: 1 | 2, client: Conn): Promise<void> {
+  try {
+    await upstream.writeAll(encodeProxyHeader(version, client.remoteAddr, client.localAddr));
+  } catch (err) {
+    upstream.close();
+    throw err;
   }
 }

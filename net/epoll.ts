@@ -271,15 +271,15 @@ class Poller {
   }
 
   /**
-   * Runs `start` (a relay's first moves) as a batch of its own when the loop is not in one:
-   * what ends in it is shut at its end, since the loop may be waiting on the other thread.
+   * Makes `relay`'s first moves, as a batch of its own when the loop is not in one: what ends
+   * in it is shut at its end, since the loop may be waiting on the other thread.
    */
-  asBatch(start: () => void): void {
-    if (this.#inBatch) return start();
+  startRelay(relay: Relay): void {
+    if (this.#inBatch) return firstMoves(relay);
     const from = this.#shutsNext.length;
     this.#inBatch = true;
     try {
-      start();
+      firstMoves(relay);
     } finally {
       this.#inBatch = false;
       const shuts = this.#shutsNext;
@@ -466,21 +466,36 @@ class Relay {
   finish(error: NetError | undefined): void {
     if (this.done) return;
     this.done = true;
-    for (const flow of [this.up, this.down]) {
-      flow.src.outFlow = undefined;
-      flow.dst.inFlow = undefined;
-      releaseBulk(flow);
-    }
+    detach(this.up);
+    detach(this.down);
     this.up.src.close();
     this.down.src.close();
     this.#resolve(error);
   }
 }
 
+/** Moves what each side of a new relay has already, and sends the ACKs still held. */
+function firstMoves(relay: Relay): void {
+  const { counters, up, down } = relay;
+  const { bytesUp, bytesDown } = counters;
+  run(down);
+  run(up);
+  // A held ACK went with what was sent; with nothing to send, it goes now.
+  ackAfterStart(up.src, counters.bytesDown !== bytesDown);
+  ackAfterStart(up.dst, counters.bytesUp !== bytesUp);
+}
+
 /** After a relay's first moves: `conn`'s held ACK went with what was `sent`, or goes now. */
 function ackAfterStart(conn: EpollConn, sent: boolean): void {
   if (sent) conn.ackHeld = false;
   else conn.sendHeldAck();
+}
+
+/** Leaves `flow`'s sockets to themselves again. */
+function detach(flow: Flow): void {
+  flow.src.outFlow = undefined;
+  flow.dst.inFlow = undefined;
+  releaseBulk(flow);
 }
 
 function releaseBulk(flow: Flow): void {
@@ -1147,14 +1162,7 @@ export function epollSockets(libc: Libc): EpollSockets {
     return new Promise((resolve) => {
       const relay = new Relay(poller, a, b, counters, options, resolve);
       if (a.closed || b.closed) return relay.finish(closedError());
-      poller.asBatch(() => {
-        const { bytesUp, bytesDown } = counters;
-        run(relay.down);
-        run(relay.up);
-        // A held ACK went with what was sent; with nothing to send, it goes now.
-        ackAfterStart(a, counters.bytesDown !== bytesDown);
-        ackAfterStart(b, counters.bytesUp !== bytesUp);
-      });
+      poller.startRelay(relay);
     });
   }
 
