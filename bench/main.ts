@@ -79,6 +79,10 @@ const WARMUP_CONNECTIONS = 20;
 /** Seconds of unmeasured load before each measured wrk run. */
 const WARMUP_SECONDS = 1;
 const WRK_CONNECTIONS = 50;
+/** Seconds of each HTTP workload per contender per round. */
+const HTTP_ROUND_SECONDS = 1;
+/** Rounds of the HTTP workloads per repetition: as many seconds in all as a bulk run. */
+const HTTP_ROUNDS = Math.max(1, Math.round(SECONDS / HTTP_ROUND_SECONDS));
 const ONLY = new Set(values.only ?? ["proxy", "memory", "chat"]);
 
 /** One measurement: metric name to value. */
@@ -132,40 +136,60 @@ function rotate<T>(list: readonly T[], by: number): T[] {
   return [...list.slice(k), ...list.slice(0, k)];
 }
 
-async function bulkAndHttp(contender: Contender, iperfPort: number, httpPort: number, dir: string) {
-  const bulk = await contender.start(iperfPort, dir);
+async function bulk(contender: Contender, iperfPort: number, dir: string) {
+  const proxy = await contender.start(iperfPort, dir);
   try {
-    const cpu0 = cpuSeconds(bulk.pids());
-    const one = await runIperf(bulk.port, 1, SECONDS);
-    const cpu = cpuSeconds(bulk.pids()) - cpu0;
-    const four = await runIperf(bulk.port, 4, SECONDS);
+    const cpu0 = cpuSeconds(proxy.pids());
+    const one = await runIperf(proxy.port, 1, SECONDS);
+    const cpu = cpuSeconds(proxy.pids()) - cpu0;
+    const four = await runIperf(proxy.port, 4, SECONDS);
     record("bulk", contender.name, {
       gbps1: one.bitsPerSecond / 1e9,
       gbps4: four.bitsPerSecond / 1e9,
       cpuSecPerGB: contender === noProxy ? NaN : cpu / (one.bytes / 1e9),
     });
   } finally {
-    await bulk.stop();
+    await proxy.stop();
   }
-  const http = await contender.start(httpPort, dir);
+}
+
+/**
+ * The HTTP workloads of repetition `rep`: every contender runs at once in front of the same
+ * backend, and each round gives each of them, one after the other, {@linkcode HTTP_ROUND_SECONDS}
+ * of keep-alive and of new connections. This machine's speed drifts by tens of percent within
+ * minutes; contenders measured seconds apart, round after round, see the same drift, so the
+ * targets compare them round by round (see {@linkcode pairedRatio}).
+ */
+async function httpRounds(contenders: Contender[], httpPort: number, dir: string, rep: number) {
+  const proxies: [Contender, Running][] = [];
   try {
-    // Each measured run follows an unmeasured second of the same load, for every contender: a
-    // runtime that compiles its hot paths on first use is measured warm, as it would serve.
-    const keepAlive = { seconds: SECONDS, connections: WRK_CONNECTIONS };
+    for (const contender of contenders) {
+      proxies.push([contender, await contender.start(httpPort, dir)]);
+    }
+    const keepAlive = { seconds: HTTP_ROUND_SECONDS, connections: WRK_CONNECTIONS };
     const newConns = { ...keepAlive, close: true };
-    await runWrk(http.port, { ...keepAlive, seconds: WARMUP_SECONDS });
-    const keep = await runWrk(http.port, keepAlive);
-    await runWrk(http.port, { ...newConns, seconds: WARMUP_SECONDS });
-    const fresh = await runWrk(http.port, newConns);
-    record("http", contender.name, {
-      keepaliveRps: keep.requestsPerSecond,
-      keepaliveP50Ms: keep.p50Ms,
-      keepaliveP99Ms: keep.p99Ms,
-      newConnPerSec: fresh.requestsPerSecond,
-      errors: keep.errors + fresh.errors,
-    });
+    // An unmeasured second of each load first, for every contender: a runtime that compiles
+    // its hot paths on first use is measured warm, as it would serve.
+    for (const [, proxy] of proxies) {
+      await runWrk(proxy.port, { ...keepAlive, seconds: WARMUP_SECONDS });
+      await runWrk(proxy.port, { ...newConns, seconds: WARMUP_SECONDS });
+    }
+    for (let round = 0; round < HTTP_ROUNDS; round++) {
+      for (const [contender, proxy] of rotate(proxies, rep + round)) {
+        const keep = await runWrk(proxy.port, keepAlive);
+        const fresh = await runWrk(proxy.port, newConns);
+        record("http", contender.name, {
+          round: rep * HTTP_ROUNDS + round,
+          keepaliveRps: keep.requestsPerSecond,
+          keepaliveP50Ms: keep.p50Ms,
+          keepaliveP99Ms: keep.p99Ms,
+          newConnPerSec: fresh.requestsPerSecond,
+          errors: keep.errors + fresh.errors,
+        });
+      }
+    }
   } finally {
-    await http.stop();
+    for (const [, proxy] of proxies) await proxy.stop();
   }
 }
 
@@ -375,11 +399,8 @@ function table(
       const m = median(list);
       let cell = `${format(m)} ±${(spread(list) * 50).toFixed(0)}%`;
       if (reference !== undefined && name !== reference) {
-        const refList = (samples[group][reference] ?? []).map((s) => s[key]).filter(
-          Number.isFinite,
-        );
-        const ref = median(refList);
-        if (Number.isFinite(ref) && ref !== 0) cell += ` (${(m / ref).toFixed(2)}x)`;
+        const ratio = pairedRatio(group, name, reference, key);
+        if (Number.isFinite(ratio)) cell += ` (${ratio.toFixed(2)}x)`;
       }
       return cell;
     });
@@ -391,6 +412,28 @@ function table(
 /** The median of `key` in `group` for `contender`, NaN if none. */
 function med(group: string, contender: string, key: string): number {
   return median((samples[group]?.[contender] ?? []).map((s) => s[key]).filter(Number.isFinite));
+}
+
+/**
+ * `contender`'s `key` in `group` as a ratio to `reference`'s: the median of the ratios of
+ * samples taken in the same round, where the samples say their round (the HTTP workloads),
+ * else the ratio of the medians. NaN if either has none.
+ */
+function pairedRatio(group: string, contender: string, reference: string, key: string): number {
+  const ofReference = new Map<number, number>();
+  for (const s of samples[group]?.[reference] ?? []) {
+    if (s.round !== undefined && Number.isFinite(s[key]) && s[key] !== 0) {
+      ofReference.set(s.round, s[key]);
+    }
+  }
+  const ratios: number[] = [];
+  for (const s of samples[group]?.[contender] ?? []) {
+    const ref = s.round === undefined ? undefined : ofReference.get(s.round);
+    if (ref !== undefined && Number.isFinite(s[key])) ratios.push(s[key] / ref);
+  }
+  if (ratios.length > 0) return median(ratios);
+  const ref = med(group, reference, key);
+  return ref === 0 ? NaN : med(group, contender, key) / ref;
 }
 
 /** One target line: `value` against `limit`, met or not. */
@@ -445,7 +488,7 @@ function render(): string {
   for (const variant of L4CHAT_VARIANTS) {
     const name = `l4chat-${variant.name}`;
     if (samples.bulk?.[name] === undefined && samples.memory?.[name] === undefined) continue;
-    const ratio = (group: string, key: string) => med(group, name, key) / med(group, ref, key);
+    const ratio = (group: string, key: string) => pairedRatio(group, name, ref, key);
     targets.push(target(`${name} bulk 1 stream / HAProxy`, ratio("bulk", "gbps1"), ">=", 1.5));
     targets.push(
       target(
@@ -506,7 +549,8 @@ function render(): string {
     );
     targets.push(target(`${name} p99 / reference C server`, vsReference("p99Ms"), "<=", 5 / 12));
   }
-  return `Proxies (median ±half-spread, ratio to HAProxy):\n\n${proxyTable}\n\n` +
+  return `Proxies (median ±half-spread; ratio to HAProxy, for the HTTP workloads the median of\n` +
+    `the ratios within each round):\n\n${proxyTable}\n\n` +
     `Memory per idle proxied connection (bytes of RSS per connection held):\n\n${memoryTable}\n\n` +
     `Chat fan-out (l4chat serv):\n${chatRows}\n\nTargets (issue 8):\n\n${targets.join("\n")}\n`;
 }
@@ -571,11 +615,17 @@ async function main(): Promise<void> {
       if (ONLY.has("proxy") && iperf && http && haveWrk) {
         for (const contender of rotate(contenders, rep)) {
           await bounded(
-            `${contender.name} bulk/http`,
-            (SECONDS * 4 + 90) * 1000,
-            () => bulkAndHttp(contender, iperf.port, http.port, dir),
+            `${contender.name} bulk`,
+            (SECONDS * 2 + 60) * 1000,
+            () => bulk(contender, iperf.port, dir),
           );
         }
+        await bounded(
+          "http",
+          (contenders.length * (2 * WARMUP_SECONDS + HTTP_ROUNDS * 2 * HTTP_ROUND_SECONDS) + 120) *
+            1000,
+          () => httpRounds(contenders, http.port, dir, rep),
+        );
       }
       if (ONLY.has("memory") && http) {
         for (const contender of rotate(contenders.filter((c) => c !== noProxy), rep)) {
