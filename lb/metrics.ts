@@ -59,8 +59,13 @@ export class Histogram {
 
   /** Records one value. */
   observe(value: number): void {
-    const index = this.bounds.findIndex((bound) => value <= bound);
-    if (index !== -1) this.counts[index]++;
+    const bounds = this.bounds;
+    for (let i = 0; i < bounds.length; i++) {
+      if (value <= bounds[i]) {
+        this.counts[i]++;
+        break;
+      }
+    }
     this.sum += value;
     this.count++;
   }
@@ -108,10 +113,17 @@ function formatValue(value: number): string {
  */
 export class LbMetrics {
   readonly #backends = new Map<string, BackendCounters>();
+  /**
+   * The same counters by address object: a backend's address outlives none of its
+   * connections, and looking it up needs no text made per connection.
+   */
+  readonly #byAddr = new WeakMap<Backend["addr"], BackendCounters>();
   readonly #refused = new Map<RefusalReason, number>(REFUSAL_REASONS.map((r) => [r, 0]));
   #reloads = 0;
 
   #counters(backend: Backend): BackendCounters {
+    const known = this.#byAddr.get(backend.addr);
+    if (known !== undefined) return known;
     const key = formatAddr(backend.addr);
     let counters = this.#backends.get(key);
     if (counters === undefined) {
@@ -130,6 +142,7 @@ export class LbMetrics {
       };
       this.#backends.set(key, counters);
     }
+    this.#byAddr.set(backend.addr, counters);
     return counters;
   }
 

@@ -136,9 +136,13 @@ export class LbMonitor {
     const now = this.#nowMs();
     const bytes = row.bytesUp + row.bytesDown;
     let seen = this.#activity.get(row.id);
-    if (seen === undefined || seen.bytes !== bytes) {
-      // The counters moved since the last look (the open event is the first look).
-      seen = { bytes, sinceMs: seen === undefined && bytes === 0 ? row.openedAtMs : now };
+    if (seen === undefined && bytes === 0) {
+      // Nothing moved since the open: idle since then, with nothing to remember yet (the
+      // open event of every connection comes here).
+      seen = { bytes, sinceMs: row.openedAtMs };
+    } else if (seen === undefined || seen.bytes !== bytes) {
+      // The counters moved since the last look.
+      seen = { bytes, sinceMs: now };
       this.#activity.set(row.id, seen);
     }
     return {

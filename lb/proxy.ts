@@ -238,7 +238,7 @@ export class Proxy {
       try {
         const connId = this.#nextConnId++;
         for (let attempt = 0; attempt < config.connectTries; attempt++) {
-          const candidate = this.#pick(client, connId, tried);
+          const candidate = this.#pick(client, connId, tried, config);
           if (candidate === undefined) break;
           pool.connectStarted(candidate);
           try {
@@ -307,9 +307,13 @@ export class Proxy {
   }
 
   /** The backend to try next for `client`, if any is left. */
-  #pick(client: Conn, connId: number, tried: Set<number> | undefined): Backend | undefined {
-    const { pool, config } = this.#ctx;
-    const candidates = pool.candidates({
+  #pick(
+    client: Conn,
+    connId: number,
+    tried: Set<number> | undefined,
+    config: LbConfig,
+  ): Backend | undefined {
+    const candidates = this.#ctx.pool.candidates({
       exclude: tried,
       nowMs: Date.now(),
       slowstartMs: config.slowstartMs,
