@@ -18,6 +18,18 @@ Deno.test("encodeSockaddr() and decodeSockaddr() round-trip IPv4 and IPv6 litera
   }
 });
 
+Deno.test("decodeSockaddr() tells every IPv4 address apart, seen before or not", () => {
+  // More addresses than the decoder keeps written out, each decoded twice, with ports.
+  const hostnames = ["255.255.255.255", "128.0.0.1", "1.2.3.4", "1.2.3.5", "4.3.2.1"];
+  for (let i = 0; i < 5000; i++) hostnames.push(`10.${i >> 8}.${i & 255}.${(i * 7) & 255}`);
+  for (const round of [1, 2]) {
+    for (const [i, hostname] of hostnames.entries()) {
+      const port = (i * round) & 0xffff;
+      assert.deepEqual(decodeSockaddr(encodeSockaddr({ hostname, port })!), { hostname, port });
+    }
+  }
+});
+
 Deno.test("encodeSockaddr() leaves host names to the resolver", () => {
   assert.equal(encodeSockaddr({ hostname: "localhost", port: 1 }), undefined);
   assert.equal(encodeSockaddr({ hostname: "127.0.0.256", port: 1 }), undefined);
