@@ -28,6 +28,7 @@ import {
   type ConnectOptions,
   type Listener,
   type ListenOptions,
+  type Net,
   NetError,
   type RelayCounters,
   type RelayOptions,
@@ -1026,16 +1027,7 @@ function targetOf(ip: string, port: number): Target {
 }
 
 /** What the engine gives a {@linkcode Net}: TCP listen, connect and relay. */
-export interface EpollSockets {
-  listen(addr: Addr, options?: ListenOptions): Promise<Listener>;
-  connect(addr: Addr, options?: ConnectOptions): Promise<Conn>;
-  relay(
-    a: Conn,
-    b: Conn,
-    counters: RelayCounters,
-    options?: RelayOptions,
-  ): Promise<NetError | undefined>;
-}
+export type EpollSockets = Pick<Net, "listen" | "connect" | "relay">;
 
 /** The epoll engine over `libc`, for the calling thread. */
 export function epollSockets(libc: Libc): EpollSockets {
