@@ -566,9 +566,13 @@ function run(flow: Flow): void {
       }
       if (n === buf.length && flow.bulk === undefined) flow.bulk = relay.poller.takeBulk();
       if (w < n) return;
-      // A stream socket that gave less than asked is empty: a later arrival is a new edge.
-      // Unless its peer has finished, when the next read must see the end of stream.
-      if (n < buf.length && !src.peerDone) return ranDry(flow);
+      if (n < buf.length) {
+        // A stream socket that gave less than asked is empty: a later arrival is a new edge.
+        // Unless its peer has finished, when the next read must see the end of stream...
+        if (!src.peerDone) return ranDry(flow);
+        // ...which the FIN seen before this read already said: no read to hear it again.
+        if (src.finSeen) flow.eof = true;
+      }
       continue;
     }
     if (n === 0) {
@@ -670,6 +674,11 @@ class EpollConn implements Conn, Pollable {
   canWrite = false;
   /** The peer has finished sending (or the socket failed): reads go on to the end. */
   peerDone = false;
+  /**
+   * The peer's FIN has arrived, without an error: once a read gives less than asked, the
+   * stream has ended (everything before the FIN has been read).
+   */
+  finSeen = false;
   /** The handshake's last ACK waits for the first bytes sent (`ackWithData`). */
   ackHeld = false;
   #eof = false;
@@ -709,6 +718,7 @@ class EpollConn implements Conn, Pollable {
   onEvents(events: number): void {
     if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) !== 0) this.canRead = true;
     if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) !== 0) this.peerDone = true;
+    if ((events & (EPOLLRDHUP | EPOLLERR)) === EPOLLRDHUP) this.finSeen = true;
     if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) !== 0) this.canWrite = true;
     if (this.connecting !== undefined) {
       if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) !== 0) this.#connected(events);
