@@ -148,8 +148,9 @@ export class Proxy {
   #nextConnId = 1;
   #idleWaiters: (() => void)[] = [];
   #stopping = false;
-  #connectOptionsOf: LbConfig | undefined;
-  #connectOptionsNow: ConnectOptions = {};
+  /** The options of backend connects, and the config they were made from. */
+  #connectOptions: ConnectOptions = {};
+  #connectOptionsConfig: LbConfig | undefined;
   /**
    * Whether each connection is logged at info and debug level. Asked of LogTape once: the
    * process configures its logging before it makes a proxy (`cli/log.ts`), and asking costs
@@ -242,7 +243,7 @@ export class Proxy {
           if (candidate === undefined) break;
           pool.connectStarted(candidate);
           try {
-            const upstream = await net.connect(candidate.addr, this.#connectOptions(config));
+            const upstream = await net.connect(candidate.addr, this.#connectOptionsFor(config));
             const version = candidate.sendProxy ?? config.sendProxy;
             if (version !== undefined) await sendProxyHeader(upstream, version, client);
             session.upstream = upstream;
@@ -294,16 +295,16 @@ export class Proxy {
   }
 
   /** What connecting to a backend takes under `config`: made once per config. */
-  #connectOptions(config: LbConfig): ConnectOptions {
-    if (this.#connectOptionsOf !== config) {
-      this.#connectOptionsOf = config;
-      this.#connectOptionsNow = {
+  #connectOptionsFor(config: LbConfig): ConnectOptions {
+    if (this.#connectOptionsConfig !== config) {
+      this.#connectOptionsConfig = config;
+      this.#connectOptions = {
         timeoutMs: config.connectTimeoutMs,
         // The client has usually sent already: the backend hears of both at once.
         ackWithData: true,
       };
     }
-    return this.#connectOptionsNow;
+    return this.#connectOptions;
   }
 
   /** The backend to try next for `client`, if any is left. */
