@@ -88,6 +88,22 @@ async function rig() {
   };
 }
 
+/** A test of the relay on {@linkcode rig}, whose four ends it closes however the test ends. */
+function rigTest(name: string, fn: (r: Awaited<ReturnType<typeof rig>>) => Promise<void>): void {
+  Deno.test({
+    name,
+    ignore: unavailable !== undefined,
+    async fn() {
+      const r = await rig();
+      try {
+        await fn(r);
+      } finally {
+        for (const conn of [r.client, r.front, r.upstream, r.server]) conn.close();
+      }
+    },
+  });
+}
+
 async function readAll(conn: Conn): Promise<string> {
   const buf = new Uint8Array(1024);
   let text = "";
@@ -98,61 +114,49 @@ async function readAll(conn: Conn): Promise<string> {
   }
 }
 
-Deno.test({
-  name: "epoll relay: no shutdown when both directions end in the same batch (the peers' FINs)",
-  ignore: unavailable !== undefined,
-  async fn() {
-    const { sockets, relayShuts, client, front, upstream, server } = await rig();
-    try {
-      // Both peers' FINs, seen by the engine (its reads end) before the relay starts: were
-      // only the bytes queued, the FINs could come in two batches, as the engine's events.
-      await client.closeWrite();
-      await server.closeWrite();
-      assert.equal(await readAll(front), "");
-      assert.equal(await readAll(upstream), "");
-      const ended: string[] = [];
-      const counters = { bytesUp: 0, bytesDown: 0 };
-      const result = await sockets.relay(front, upstream, counters, {
-        onEnd: (direction) => ended.push(direction),
-      });
-      assert.equal(result, undefined);
-      assert.deepEqual(ended.toSorted(), ["down", "up"]);
-      assert.equal(await readAll(client), "");
-      assert.equal(await readAll(server), "");
-      // Both sides are closed with their FIN; neither is shut down first.
-      assert.deepEqual(relayShuts(), []);
-    } finally {
-      for (const conn of [client, front, upstream, server]) conn.close();
-    }
+rigTest(
+  "epoll relay: no shutdown when both directions end in the same batch (the peers' FINs)",
+  async ({ sockets, relayShuts, client, front, upstream, server }) => {
+    // Both peers' FINs, seen by the engine (its reads end) before the relay starts: were
+    // only the bytes queued, the FINs could come in two batches, as the engine's events.
+    await client.closeWrite();
+    await server.closeWrite();
+    assert.equal(await readAll(front), "");
+    assert.equal(await readAll(upstream), "");
+    const ended: string[] = [];
+    const counters = { bytesUp: 0, bytesDown: 0 };
+    const result = await sockets.relay(front, upstream, counters, {
+      onEnd: (direction) => ended.push(direction),
+    });
+    assert.equal(result, undefined);
+    assert.deepEqual(ended.toSorted(), ["down", "up"]);
+    assert.equal(await readAll(client), "");
+    assert.equal(await readAll(server), "");
+    // Both sides are closed with their FIN; neither is shut down first.
+    assert.deepEqual(relayShuts(), []);
   },
-});
+);
 
-Deno.test({
-  name: "epoll relay: the first direction to end is still shut down when the other goes on",
-  ignore: unavailable !== undefined,
-  async fn() {
-    const { sockets, relayShuts, client, front, upstream, server } = await rig();
-    try {
-      const ended: string[] = [];
-      const relayed = sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 }, {
-        onEnd: (direction) => ended.push(direction),
-      });
-      await client.writeAll(new TextEncoder().encode("ping"));
-      await client.closeWrite();
-      // The server sees the end of the request (the relay's shutdown) before it replies.
-      assert.equal(await readAll(server), "ping");
-      assert.deepEqual(ended, ["up"]);
-      assert.deepEqual(relayShuts(), [fdOf(upstream)]);
-      await server.writeAll(new TextEncoder().encode("pong"));
-      await server.closeWrite();
-      assert.equal(await readAll(client), "pong");
-      assert.equal(await relayed, undefined);
-      assert.deepEqual(ended, ["up", "down"]);
-    } finally {
-      for (const conn of [client, front, upstream, server]) conn.close();
-    }
+rigTest(
+  "epoll relay: the first direction to end is still shut down when the other goes on",
+  async ({ sockets, relayShuts, client, front, upstream, server }) => {
+    const ended: string[] = [];
+    const relayed = sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 }, {
+      onEnd: (direction) => ended.push(direction),
+    });
+    await client.writeAll(new TextEncoder().encode("ping"));
+    await client.closeWrite();
+    // The server sees the end of the request (the relay's shutdown) before it replies.
+    assert.equal(await readAll(server), "ping");
+    assert.deepEqual(ended, ["up"]);
+    assert.deepEqual(relayShuts(), [fdOf(upstream)]);
+    await server.writeAll(new TextEncoder().encode("pong"));
+    await server.closeWrite();
+    assert.equal(await readAll(client), "pong");
+    assert.equal(await relayed, undefined);
+    assert.deepEqual(ended, ["up", "down"]);
   },
-});
+);
 
 /**
  * A listening socket of the C library's own, not the engine's: `takeOne()` takes a
@@ -274,25 +278,19 @@ serverTest(
   },
 );
 
-Deno.test({
-  name: "epoll relay: a reply that came with its FIN takes one read, not a second for the end",
-  ignore: unavailable !== undefined,
-  async fn() {
-    const { sockets, recvsOf, client, front, upstream, server } = await rig();
-    try {
-      const relayed = sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 });
-      // Both in this turn, before the engine looks: one event says data and FIN together.
-      server.writeAll(encoder.encode("pong"));
-      server.closeWrite();
-      assert.equal(await readAll(client), "pong");
-      assert.deepEqual(recvsOf(upstream), [4]);
-      client.close();
-      assert.equal(await relayed, undefined);
-    } finally {
-      for (const conn of [client, front, upstream, server]) conn.close();
-    }
+rigTest(
+  "epoll relay: a reply that came with its FIN takes one read, not a second for the end",
+  async ({ sockets, recvsOf, client, front, upstream, server }) => {
+    const relayed = sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 });
+    // Both in this turn, before the engine looks: one event says data and FIN together.
+    server.writeAll(encoder.encode("pong"));
+    server.closeWrite();
+    assert.equal(await readAll(client), "pong");
+    assert.deepEqual(recvsOf(upstream), [4]);
+    client.close();
+    assert.equal(await relayed, undefined);
   },
-});
+);
 
 Deno.test({
   name: "epoll loop: while busy, it looks for work on its own thread and hands no wait over",
