@@ -114,8 +114,8 @@ function formatValue(value: number): string {
 export class LbMetrics {
   readonly #backends = new Map<string, BackendCounters>();
   /**
-   * The same counters by address object: a backend's address outlives none of its
-   * connections, and looking it up needs no text made per connection.
+   * The same counters by address object (a backend keeps its address object for life): found
+   * per connection without writing the address out.
    */
   readonly #byAddr = new WeakMap<Backend["addr"], BackendCounters>();
   readonly #refused = new Map<RefusalReason, number>(REFUSAL_REASONS.map((r) => [r, 0]));
