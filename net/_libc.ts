@@ -150,6 +150,11 @@ export function encodeSockaddr(addr: Addr): Uint8Array | undefined {
   return out;
 }
 
+/** The family of an encoded `sockaddr`, little-endian as {@linkcode encodeSockaddr} writes it. */
+export function sockaddrFamily(bytes: Uint8Array): number {
+  return bytes[0] | (bytes[1] << 8);
+}
+
 /** IPv4 addresses written out, by their 32 bits; past {@linkcode IPV4_NAMES_MAX} it starts again. */
 const ipv4Names = new Map<number, string>();
 const IPV4_NAMES_MAX = 4096;
@@ -161,8 +166,7 @@ const IPV4_NAMES_MAX = 4096;
  * per-address limits look it up by, is already known.
  */
 export function decodeSockaddr(bytes: Uint8Array): Addr {
-  // The family in the host's byte order (little-endian on every platform l4chat runs on).
-  const family = bytes[0] | (bytes[1] << 8);
+  const family = sockaddrFamily(bytes);
   const port = (bytes[2] << 8) | bytes[3];
   if (family === AF_INET) {
     const key = (bytes[4] * 0x1000000) + ((bytes[5] << 16) | (bytes[6] << 8) | bytes[7]);

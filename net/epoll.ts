@@ -66,6 +66,7 @@ import {
   SOCK_NONBLOCK,
   SOCK_STREAM,
   SOCKADDR_MAX,
+  sockaddrFamily,
   SOL_SOCKET,
   TCP_NODELAY,
   TCP_QUICKACK,
@@ -1063,8 +1064,7 @@ export function epollSockets(libc: Libc): EpollSockets {
   }
 
   function openSocket(addr: Uint8Array): number {
-    // As encodeSockaddr wrote it: little-endian.
-    const family = (addr[0] | (addr[1] << 8)) === AF_INET ? AF_INET : AF_INET6;
+    const family = sockaddrFamily(addr) === AF_INET ? AF_INET : AF_INET6;
     const fd = libc.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw errnoError(libc.errno());
     return fd;
