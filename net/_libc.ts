@@ -51,8 +51,16 @@ export interface Libc {
     maxEvents: number,
     timeoutMs: number,
   ): Promise<number>;
-  /** `epoll_wait` with a timeout of 0, on this thread: what is ready now, without waiting. */
-  epollPoll(epfd: number, events: Uint8Array, maxEvents: number): number;
+  /**
+   * `epoll_wait` on this thread, which it blocks: what is ready now (`timeoutMs` 0) or within
+   * `timeoutMs`.
+   */
+  epollPoll(epfd: number, events: Uint8Array, maxEvents: number, timeoutMs: number): number;
+  /**
+   * Resolves once the runtime's event loop has turned, polling its own I/O and timers on the
+   * way: what the engine awaits, now and then, so the runtime's own work goes on.
+   */
+  runtimeTurn(): Promise<void>;
   /** The calling thread's `errno`, read right after the call that failed. */
   errno(): number;
   /** Bytes of one `struct epoll_event` (12 on x86_64, where it is packed; 16 elsewhere). */

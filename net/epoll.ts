@@ -14,10 +14,12 @@
  * - Each socket is registered once (`EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`); nothing is
  *   re-armed, and a socket closed here leaves the set with its descriptor.
  *
- * `epoll_wait` runs on another thread (see {@linkcode Libc.epollWait}), so timers, the admin
- * endpoint and everything else on the runtime's event loop go on while it waits. The loop
- * runs only while something is registered: a process with no engine sockets has no wait
- * pending and can exit.
+ * While traffic comes and goes, `epoll_wait` blocks this thread for a millisecond at most, the
+ * runtime's event loop turning in between (so its timers, the admin endpoint and the rest of
+ * its I/O wait that long at most); once the sockets are quiet, it runs on another thread (see
+ * {@linkcode Libc.epollWait}), so the runtime goes on while it waits, at the price of two
+ * thread switches per wake-up. The loop runs only while something is registered: a process
+ * with no engine sockets has no wait pending and can exit.
  *
  * @module
  */
@@ -80,6 +82,13 @@ const log = getLogger(["l4chat", "net"]);
  * let turn once; more (32) or none measured slower on keep-alive traffic here.
  */
 const POLLS_IN_A_ROW = 8;
+/**
+ * Longest wait on this thread, in ms: what the runtime's own I/O and timers (the admin
+ * endpoint, a Redis link) may wait meanwhile, while traffic comes and goes.
+ */
+const SHORT_WAIT_MS = 1;
+/** Short waits in a row that find nothing before the wait goes to the other thread. */
+const QUIET_WAITS = 20;
 /** Events one `epoll_wait` returns at most. */
 const MAX_EVENTS = 512;
 /** Bytes of the read buffer all relays share; a read that fills it makes a bulk flow. */
@@ -339,30 +348,55 @@ class Poller {
     const view = this.#eventsView;
     const size = libc.eventSize;
     const dataOffset = libc.eventDataOffset;
-    let polls = 0;
-    let lookedAgain = false;
+    // Batches handled since the runtime's event loop last turned.
+    let batches = 0;
+    // Whether the runtime's event loop has turned since the last batch.
+    let turned = false;
+    // Short waits in a row on this thread that found nothing.
+    let quietWaits = 0;
+    // When the runtime last polled its own I/O and timers in a turn made here.
+    let polledAtMs = Date.now();
     try {
       while (this.#registered > 0) {
-        // While there is work, look for more on this thread, without waiting: a few batches
-        // in a row, then one turn of the runtime's event loop (timers, other I/O). Only when
-        // nothing came in, not even after such a turn, does the wait go to the other thread,
-        // whose wake-up costs two thread switches.
-        let n = polls < POLLS_IN_A_ROW ? libc.epollPoll(this.#ep, this.#events, MAX_EVENTS) : 0;
-        if (n > 0) {
-          polls++;
-          // Let the promise reactions of the last batch run first.
-          await null;
-        } else if (polls === POLLS_IN_A_ROW || !lookedAgain) {
-          if (polls < POLLS_IN_A_ROW) lookedAgain = true;
-          polls = 0;
-          await runtimeTurn();
-          continue;
-        } else {
-          polls = 0;
+        // While there is work, look for more on this thread without waiting: a few batches
+        // in a row, then one turn of the runtime's event loop; one that polls the runtime's
+        // own I/O and timers (the admin endpoint, a Redis link) once a millisecond at least.
+        // When nothing is ready, the runtime has a whole turn, then the wait is made here, on
+        // this thread, for a short while: the next event costs one wake-up, as it does in
+        // HAProxy. Only once such waits have found nothing several times in a row does the
+        // wait go to the other thread, whose wake-up costs two thread switches more, but which
+        // lets the runtime go on meanwhile.
+        let n = batches < POLLS_IN_A_ROW
+          ? libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, 0)
+          : 0;
+        if (n === 0) {
+          const busy = batches === POLLS_IN_A_ROW;
+          if (busy || !turned) {
+            batches = 0;
+            turned = true;
+            if (busy && Date.now() - polledAtMs < SHORT_WAIT_MS) {
+              await immediate();
+            } else {
+              await libc.runtimeTurn();
+              polledAtMs = Date.now();
+            }
+            continue;
+          }
           this.#shutDeferred(true);
-          n = await libc.epollWait(this.#ep, this.#events, MAX_EVENTS, -1);
+          if (quietWaits < QUIET_WAITS) {
+            n = libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, SHORT_WAIT_MS);
+            if (n <= 0) {
+              quietWaits++;
+              turned = false;
+              continue;
+            }
+          } else {
+            n = await libc.epollWait(this.#ep, this.#events, MAX_EVENTS, -1);
+          }
         }
-        lookedAgain = false;
+        quietWaits = 0;
+        turned = false;
+        batches++;
         this.#inBatch = true;
         for (let i = 0; i < n; i++) {
           const base = i * size;
@@ -382,6 +416,9 @@ class Poller {
         }
         this.#inBatch = false;
         this.#shutDeferred(false);
+        // Let the promise reactions of this batch run (the next sends, a relay that starts)
+        // before looking for more: a look that finds nothing would otherwise wait on them.
+        await null;
       }
     } finally {
       this.#looping = false;
@@ -392,8 +429,8 @@ class Poller {
   }
 }
 
-/** Resolves once the runtime's event loop has turned: its timers and other I/O have run. */
-function runtimeTurn(): Promise<void> {
+/** Resolves once the runtime has run its immediates: a turn that need not poll its I/O. */
+function immediate(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
