@@ -156,7 +156,8 @@ async function bulk(contender: Contender, iperfPort: number, dir: string) {
 /**
  * The HTTP workloads of repetition `rep`: every contender runs at once in front of the same
  * backend, and each round gives each of them, one after the other, {@linkcode HTTP_ROUND_SECONDS}
- * of keep-alive and of new connections. This machine's speed drifts by tens of percent within
+ * of keep-alive, of new connections and of keep-alive over one connection (one request at a
+ * time: the latency the proxy adds). This machine's speed drifts by tens of percent within
  * minutes; contenders measured seconds apart, round after round, see the same drift, so the
  * targets compare them round by round (see {@linkcode pairedRatio}).
  */
@@ -168,6 +169,8 @@ async function httpRounds(contenders: Contender[], httpPort: number, dir: string
     }
     const keepAlive = { seconds: HTTP_ROUND_SECONDS, connections: WRK_CONNECTIONS };
     const newConns = { ...keepAlive, close: true };
+    // One request at a time: what the proxy adds to each request's latency.
+    const oneConn = { ...keepAlive, connections: 1 };
     // An unmeasured second of each load first, for every contender: a runtime that compiles
     // its hot paths on first use is measured warm, as it would serve.
     for (const [, proxy] of proxies) {
@@ -178,13 +181,16 @@ async function httpRounds(contenders: Contender[], httpPort: number, dir: string
       for (const [contender, proxy] of rotate(proxies, rep + round)) {
         const keep = await runWrk(proxy.port, keepAlive);
         const fresh = await runWrk(proxy.port, newConns);
+        const single = await runWrk(proxy.port, oneConn);
         record("http", contender.name, {
           round: rep * HTTP_ROUNDS + round,
           keepaliveRps: keep.requestsPerSecond,
           keepaliveP50Ms: keep.p50Ms,
           keepaliveP99Ms: keep.p99Ms,
           newConnPerSec: fresh.requestsPerSecond,
-          errors: keep.errors + fresh.errors,
+          oneConnRps: single.requestsPerSecond,
+          oneConnP50Ms: single.p50Ms,
+          errors: keep.errors + fresh.errors + single.errors,
         });
       }
     }
@@ -458,6 +464,8 @@ function render(): string {
     ["keepaliveP50Ms", "p50 ms", "lower"],
     ["keepaliveP99Ms", "p99 ms", "lower"],
     ["newConnPerSec", "new conn/s", "higher"],
+    ["oneConnRps", "1 conn req/s", "higher"],
+    ["oneConnP50Ms", "1 conn p50 ms", "lower"],
   ], ref);
   const counts = [
     ...new Set(
@@ -622,7 +630,7 @@ async function main(): Promise<void> {
         }
         await bounded(
           "http",
-          (contenders.length * (2 * WARMUP_SECONDS + HTTP_ROUNDS * 2 * HTTP_ROUND_SECONDS) + 120) *
+          (contenders.length * (2 * WARMUP_SECONDS + HTTP_ROUNDS * 3 * HTTP_ROUND_SECONDS) + 120) *
             1000,
           () => httpRounds(contenders, http.port, dir, rep),
         );
