@@ -78,15 +78,11 @@ import { resolveAll } from "./_resolve.ts";
 const log = getLogger(["l4chat", "net"]);
 
 /**
- * Batches taken in a row from `epoll_wait` on this thread before the runtime's event loop is
- * let turn once; more (32) or none measured slower on keep-alive traffic here.
+ * How long the runtime's own I/O and timers (the admin endpoint, a Redis link, health check
+ * timers) may wait for a turn of its event loop, in ms, whether the engine is busy or waiting
+ * on this thread.
  */
-const POLLS_IN_A_ROW = 8;
-/**
- * Longest wait on this thread, in ms: what the runtime's own I/O and timers (the admin
- * endpoint, a Redis link) may wait meanwhile, while traffic comes and goes.
- */
-const SHORT_WAIT_MS = 1;
+const TURN_EVERY_MS = 1;
 /** Short waits in a row that find nothing before the wait goes to the other thread. */
 const QUIET_WAITS = 20;
 /** Events one `epoll_wait` returns at most. */
@@ -348,43 +344,36 @@ class Poller {
     const view = this.#eventsView;
     const size = libc.eventSize;
     const dataOffset = libc.eventDataOffset;
-    // Batches handled since the runtime's event loop last turned.
-    let batches = 0;
     // Whether the runtime's event loop has turned since the last batch.
     let turned = false;
     // Short waits in a row on this thread that found nothing.
     let quietWaits = 0;
-    // When the runtime last polled its own I/O and timers in a turn made here.
-    let polledAtMs = Date.now();
+    // When the runtime's event loop last turned.
+    let turnedAtMs = Date.now();
     try {
       while (this.#registered > 0) {
-        // While there is work, look for more on this thread without waiting: a few batches
-        // in a row, then one turn of the runtime's event loop; one that polls the runtime's
-        // own I/O and timers (the admin endpoint, a Redis link) once a millisecond at least.
-        // When nothing is ready, the runtime has a whole turn, then the wait is made here, on
-        // this thread, for a short while: the next event costs one wake-up, as it does in
-        // HAProxy. Only once such waits have found nothing several times in a row does the
-        // wait go to the other thread, whose wake-up costs two thread switches more, but which
-        // lets the runtime go on meanwhile.
-        let n = batches < POLLS_IN_A_ROW
-          ? libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, 0)
-          : 0;
+        // While there is work, look for more on this thread without waiting, and let the
+        // runtime's event loop turn once a millisecond. When nothing is ready, the runtime has
+        // a turn, then the wait is made here, on this thread, for a millisecond at most: the
+        // next event costs one wake-up, as it does in HAProxy. Only once such waits have found
+        // nothing several times in a row does the wait go to the other thread, whose wake-up
+        // costs two thread switches more, but which lets the runtime go on meanwhile.
+        if (Date.now() - turnedAtMs >= TURN_EVERY_MS) {
+          await libc.runtimeTurn();
+          turnedAtMs = Date.now();
+          turned = true;
+        }
+        let n = libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, 0);
         if (n === 0) {
-          const busy = batches === POLLS_IN_A_ROW;
-          if (busy || !turned) {
-            batches = 0;
+          if (!turned) {
+            await libc.runtimeTurn();
+            turnedAtMs = Date.now();
             turned = true;
-            if (busy && Date.now() - polledAtMs < SHORT_WAIT_MS) {
-              await immediate();
-            } else {
-              await libc.runtimeTurn();
-              polledAtMs = Date.now();
-            }
             continue;
           }
           this.#shutDeferred(true);
           if (quietWaits < QUIET_WAITS) {
-            n = libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, SHORT_WAIT_MS);
+            n = libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, TURN_EVERY_MS);
             if (n <= 0) {
               quietWaits++;
               turned = false;
@@ -392,11 +381,12 @@ class Poller {
             }
           } else {
             n = await libc.epollWait(this.#ep, this.#events, MAX_EVENTS, -1);
+            // The runtime's event loop went on meanwhile.
+            turnedAtMs = Date.now();
           }
         }
         quietWaits = 0;
         turned = false;
-        batches++;
         this.#inBatch = true;
         for (let i = 0; i < n; i++) {
           const base = i * size;
@@ -427,11 +417,6 @@ class Poller {
       this.#shutsNext.length = 0;
     }
   }
-}
-
-/** Resolves once the runtime has run its immediates: a turn that need not poll its I/O. */
-function immediate(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Logs an error thrown by a bug (here or in a callback); the loop goes on for every other socket. */
