@@ -115,7 +115,8 @@ export function denoLibc(): Libc | { unavailable: string } {
  * immediates starves them (measured: 29 immediates for one read of a socket that was ready). A
  * byte sent to itself through a loopback TCP pair, and read back, makes one: the read completes
  * only once the loop has polled, and all else that was ready is seen in the same poll. Callers
- * at the same time share the turn. Without the pair (no `--allow-net`), an immediate.
+ * at the same time share the turn. Without the pair (no `--allow-net` for 127.0.0.1), an
+ * immediate.
  */
 function makeRuntimeTurn(): () => Promise<void> {
   let pair: { a: Deno.TcpConn; b: Deno.TcpConn } | null | undefined;
@@ -141,6 +142,10 @@ function makeRuntimeTurn(): () => Promise<void> {
 
 /** Two ends of a loopback TCP connection of the runtime's own, or null when it cannot make one. */
 async function wakePair(): Promise<{ a: Deno.TcpConn; b: Deno.TcpConn } | null> {
+  // Asked, Deno would prompt on a terminal: only with the permission already granted.
+  if (Deno.permissions.querySync({ name: "net", host: "127.0.0.1" }).state !== "granted") {
+    return null;
+  }
   let listener: Deno.TcpListener | undefined;
   try {
     listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
