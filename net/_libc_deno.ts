@@ -132,6 +132,9 @@ function makeRuntimeTurn(): () => Promise<void> {
       if ((await b.read(sink)) === null) throw new Error("closed");
       await wrote;
     } catch {
+      // The pair broke (it never should): immediates from now on.
+      pair?.a.close();
+      pair?.b.close();
       pair = null;
     } finally {
       turning = undefined;

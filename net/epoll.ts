@@ -358,14 +358,10 @@ class Poller {
         // next event costs one wake-up, as it does in HAProxy. Only once such waits have found
         // nothing several times in a row does the wait go to the other thread, whose wake-up
         // costs two thread switches more, but which lets the runtime go on meanwhile.
-        if (Date.now() - turnedAtMs >= TURN_EVERY_MS) {
-          await libc.runtimeTurn();
-          turnedAtMs = Date.now();
-          turned = true;
-        }
-        let n = libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, 0);
-        if (n === 0) {
-          if (!turned) {
+        const due = Date.now() - turnedAtMs >= TURN_EVERY_MS;
+        let n = due ? 0 : libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, 0);
+        if (n <= 0) {
+          if (due || !turned) {
             await libc.runtimeTurn();
             turnedAtMs = Date.now();
             turned = true;
