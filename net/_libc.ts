@@ -1,9 +1,11 @@
 /**
  * The part of Linux's C library that the epoll engine (`epoll.ts`) calls, as a plain interface
  * so the engine does not depend on how a runtime reaches native code (`_libc_deno.ts` binds it
- * with `Deno.dlopen`). Also the constants, the errno vocabulary and the `sockaddr` codec the
- * engine needs. Every call returns what the C function returns (`-1` on failure, with the
- * reason in {@linkcode Libc.errno}).
+ * with `Deno.dlopen`), with the two things the engine needs of the runtime's event loop: a
+ * wait on another thread ({@linkcode Libc.epollWait}) and a turn of the loop that polls the
+ * runtime's own I/O ({@linkcode Libc.runtimeTurn}). Also the constants, the errno vocabulary
+ * and the `sockaddr` codec the engine needs. Every C call returns what the C function returns
+ * (`-1` on failure, with the reason in {@linkcode Libc.errno}).
  *
  * @module
  */

@@ -390,8 +390,8 @@ Deno.test({
     } finally {
       frontListener.close();
       for (const conn of ends) conn.close();
-      lines.releaseLock();
-      await peers.stdout.cancel().catch(() => {});
+      // Cancelling the reader cancels the pipe and the child's stdout under it.
+      await lines.cancel().catch(() => {});
     }
   },
 });
