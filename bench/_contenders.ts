@@ -267,6 +267,27 @@ stream {
   },
 };
 
+/**
+ * The io_uring reference relay (`bench/reference/uring_relay.ts`): what the data path would
+ * cost with one ring instead of a system call per operation. Opt-in: `--contender` names it.
+ */
+export const referenceUring: Contender = {
+  name: "reference-uring",
+  async start(backendPort) {
+    const port = freePort();
+    const proc = await start("reference-uring", Deno.execPath(), [
+      "run",
+      "--quiet",
+      "--allow-ffi",
+      `${ROOT}bench/reference/uring_relay.ts`,
+      String(port),
+      String(backendPort),
+    ]);
+    await started(proc, port);
+    return running(port, [proc]);
+  },
+};
+
 /** A tiny nginx HTTP backend answering `ok` on every path; keep-alive without limits. */
 export async function startHttpBackend(dir: string): Promise<Running> {
   const port = freePort();

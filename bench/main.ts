@@ -4,7 +4,7 @@
  *
  * Usage: deno task bench [--quick] [--reps N] [--seconds S] [--only proxy|memory|chat]
  * [--contender none,l4chat-deno,l4chat-deno-runtime,l4chat-deno-w2,l4chat-bun,haproxy,nginx,
- * reference-c]
+ * reference-c,reference-uring]   (reference-uring only when named)
  * [--clients 10,100,1000]
  * deno task bench --report bench-results/<time>.json (prints the tables of a saved run)
  *
@@ -27,6 +27,7 @@ import {
   type L4chatVariant,
   nginxStream,
   noProxy,
+  referenceUring,
   type Running,
   startHttpBackend,
   startIperfServer,
@@ -595,6 +596,7 @@ async function main(): Promise<void> {
   ];
   if (values.contender !== undefined) {
     const wanted = new Set(values.contender.flatMap((list) => list.split(",")));
+    if (wanted.has(referenceUring.name)) contenders.push(referenceUring);
     contenders.splice(0, contenders.length, ...contenders.filter((c) => wanted.has(c.name)));
   }
   const info = await machine();

@@ -1,0 +1,337 @@
+/**
+ * The reference of what an io_uring data path would bring: a bare TCP relay driven by one
+ * io_uring ring through Deno's FFI, written for the benchmark only (contender
+ * `reference-uring`, opt-in). Not part of l4chat: no health checks, limits, timeouts, NAT table
+ * or logging; one backend; a 16 KiB buffer per direction while a connection lives.
+ *
+ * Every socket operation is a ring entry: a multishot accept, then per client `socket`,
+ * `connect`, `recv`/`send` each way, `shutdown` toward a side whose peer finished, and `close`.
+ * One `io_uring_enter` hands the kernel everything queued since the last and waits for at
+ * least one completion, where the epoll engine makes a system call per operation (about 1 µs
+ * of entry and exit each on this machine's VM, measured with a C loop of `getppid`).
+ *
+ * Needs Linux 6.6 or newer (`IORING_SETUP_NO_SQARRAY`, `IORING_OP_SOCKET`) on x86-64.
+ *
+ * Usage: deno run --allow-ffi bench/reference/uring_relay.ts <port> <backend port>
+ *
+ * @module
+ */
+
+const [listenPort, backendPort] = Deno.args.map(Number);
+if (!(listenPort > 0 && backendPort > 0)) {
+  console.error("usage: uring_relay.ts <port> <backend port>");
+  Deno.exit(2);
+}
+
+const lib = Deno.dlopen("libc.so.6", {
+  syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
+});
+const c = lib.symbols;
+
+const SYS_IO_URING_SETUP = 425n;
+const SYS_IO_URING_ENTER = 426n;
+const SETUP_CQSIZE = 1 << 3;
+const SETUP_SINGLE_ISSUER = 1 << 12;
+const SETUP_DEFER_TASKRUN = 1 << 13;
+const SETUP_NO_SQARRAY = 1 << 16;
+const ENTER_GETEVENTS = 1;
+const OFF_SQES = 0x10000000n;
+const CQE_F_MORE = 1 << 1;
+const ACCEPT_MULTISHOT = 1;
+const OP_ACCEPT = 13;
+const OP_CONNECT = 16;
+const OP_CLOSE = 19;
+const OP_SEND = 26;
+const OP_RECV = 27;
+const OP_SHUTDOWN = 34;
+const OP_SOCKET = 45;
+const AF_INET = 2;
+const SOCK_STREAM = 1;
+const SHUT_WR = 1;
+const SHUT_RDWR = 2;
+const MSG_NOSIGNAL = 0x4000;
+const EINTR = 4;
+const ETIME = 62;
+
+/** Ring entries; completions are four times as many. */
+const ENTRIES = 4096;
+/** Bytes of each direction's buffer. */
+const BUF = 16384;
+/** Buffers per chunk of memory; chunks are added as connections need them. */
+const CHUNK_BUFS = 1024;
+
+/** Where `buf`'s bytes are (an ArrayBuffer of this size is outside V8's heap and never moves). */
+function addressOf(buf: Uint8Array): number {
+  return Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+}
+
+function sockaddrIn(port: number): Uint8Array {
+  const addr = new Uint8Array(16);
+  const view = new DataView(addr.buffer);
+  view.setUint16(0, AF_INET, true);
+  view.setUint16(2, port, false);
+  addr.set([127, 0, 0, 1], 4);
+  return addr;
+}
+
+const intOne = new Uint8Array(new Int32Array([1]).buffer);
+const listenFd = c.socket(AF_INET, SOCK_STREAM, 0);
+c.setsockopt(listenFd, 1, 2, intOne, 4); // SO_REUSEADDR
+if (c.bind(listenFd, sockaddrIn(listenPort), 16) < 0 || c.listen(listenFd, 4096) < 0) {
+  console.error(`uring_relay: cannot listen on 127.0.0.1:${listenPort}`);
+  Deno.exit(1);
+}
+
+// The ring: its parameters (struct io_uring_params, 120 bytes) come back filled in.
+const params = new Uint8Array(120);
+const paramsView = new DataView(params.buffer);
+paramsView.setUint32(4, ENTRIES * 4, true);
+paramsView.setUint32(
+  8,
+  SETUP_CQSIZE | SETUP_SINGLE_ISSUER | SETUP_DEFER_TASKRUN | SETUP_NO_SQARRAY,
+  true,
+);
+const ringFd = Number(
+  c.syscall(SYS_IO_URING_SETUP, BigInt(ENTRIES), BigInt(addressOf(params)), 0n, 0n, 0n, 0n),
+);
+if (ringFd < 0) {
+  console.error(`uring_relay: io_uring_setup failed (${-ringFd}): needs Linux 6.6+ with io_uring`);
+  Deno.exit(1);
+}
+const sqEntries = paramsView.getUint32(0, true);
+const cqEntries = paramsView.getUint32(4, true);
+const sqOffset = (field: number) => paramsView.getUint32(40 + field * 4, true);
+const cqOffset = (field: number) => paramsView.getUint32(80 + field * 4, true);
+const ringBytes = Math.max(sqOffset(6) + sqEntries * 4, cqOffset(5) + cqEntries * 16);
+const ringPtr = c.mmap(null, BigInt(ringBytes), 3, 0x8001, ringFd, 0n); // shared, populate
+const sqesPtr = c.mmap(null, BigInt(sqEntries * 64), 3, 0x8001, ringFd, OFF_SQES);
+const ring = new Uint32Array(Deno.UnsafePointerView.getArrayBuffer(ringPtr!, ringBytes));
+const sqes = new Uint32Array(Deno.UnsafePointerView.getArrayBuffer(sqesPtr!, sqEntries * 64));
+const cqes = new Int32Array(ring.buffer, cqOffset(5), cqEntries * 4);
+const sqTailAt = sqOffset(1) / 4;
+const sqMask = ring[sqOffset(2) / 4];
+const cqHeadAt = cqOffset(0) / 4;
+const cqTailAt = cqOffset(1) / 4;
+const cqMask = ring[cqOffset(2) / 4];
+let sqTail = ring[sqTailAt];
+let queued = 0;
+
+/** Queues one submission entry (struct io_uring_sqe, 64 bytes). */
+function queue(
+  op: number,
+  fd: number,
+  addr: number,
+  len: number,
+  opFlags: number,
+  userData: number,
+  ioprio = 0,
+  off = 0,
+): void {
+  const at = (sqTail & sqMask) * 16;
+  sqes.fill(0, at, at + 16);
+  sqes[at] = op | (ioprio << 16);
+  sqes[at + 1] = fd;
+  sqes[at + 2] = off;
+  sqes[at + 4] = addr % 4294967296;
+  sqes[at + 5] = Math.floor(addr / 4294967296);
+  sqes[at + 6] = len;
+  sqes[at + 7] = opFlags;
+  sqes[at + 8] = userData;
+  sqTail = (sqTail + 1) >>> 0;
+  queued++;
+}
+
+// Buffers, in chunks kept here for as long as the process runs (their addresses are in
+// flight in the kernel); the backend's address lives in the first one.
+const chunks: Uint8Array[] = [];
+const freeBufs: number[] = [];
+function takeBuf(): number {
+  if (freeBufs.length === 0) {
+    const chunk = new Uint8Array(BUF * CHUNK_BUFS);
+    chunks.push(chunk);
+    const base = addressOf(chunk);
+    for (let i = CHUNK_BUFS - 1; i >= 0; i--) freeBufs.push(base + i * BUF);
+  }
+  return freeBufs.pop()!;
+}
+const backendAddr = takeBuf();
+chunks[0].set(sockaddrIn(backendPort), backendAddr - addressOf(chunks[0]));
+
+/** One client and its backend connection. User data: `id * 16 + kind`. */
+interface Pair {
+  client: number;
+  server: number;
+  upBuf: number;
+  downBuf: number;
+  /** Bytes received, and sent so far, of each direction's buffer. */
+  upLen: number;
+  upSent: number;
+  downLen: number;
+  downSent: number;
+  upDone: boolean;
+  downDone: boolean;
+  failed: boolean;
+  /** Operations in flight. */
+  inFlight: number;
+}
+const K_ACCEPT = 0;
+const K_SOCKET = 1;
+const K_CONNECT = 2;
+const K_RECV_UP = 3;
+const K_RECV_DOWN = 4;
+const K_SEND_UP = 5;
+const K_SEND_DOWN = 6;
+const K_SHUTDOWN = 7;
+const K_CLOSE = 8;
+const pairs: (Pair | undefined)[] = [];
+const freeIds: number[] = [];
+
+function accept(): void {
+  queue(OP_ACCEPT, listenFd, 0, 0, 0, K_ACCEPT, ACCEPT_MULTISHOT);
+}
+
+function recv(pair: Pair, id: number, up: boolean): void {
+  const fd = up ? pair.client : pair.server;
+  queue(OP_RECV, fd, up ? pair.upBuf : pair.downBuf, BUF, 0, id * 16 + (up ? 3 : 4));
+  pair.inFlight++;
+}
+
+function send(pair: Pair, id: number, up: boolean): void {
+  const fd = up ? pair.server : pair.client;
+  const sent = up ? pair.upSent : pair.downSent;
+  const len = (up ? pair.upLen : pair.downLen) - sent;
+  const buf = (up ? pair.upBuf : pair.downBuf) + sent;
+  queue(OP_SEND, fd, buf, len, MSG_NOSIGNAL, id * 16 + (up ? 5 : 6));
+  pair.inFlight++;
+}
+
+function shutdown(pair: Pair, id: number, fd: number, how: number): void {
+  if (fd < 0) return;
+  queue(OP_SHUTDOWN, fd, 0, how, 0, id * 16 + K_SHUTDOWN);
+  pair.inFlight++;
+}
+
+/** A direction reached its end: its destination's write side is shut, unless both are done. */
+function ended(pair: Pair, id: number, up: boolean): void {
+  if (up) pair.upDone = true;
+  else pair.downDone = true;
+  if (!(pair.upDone && pair.downDone)) shutdown(pair, id, up ? pair.server : pair.client, SHUT_WR);
+}
+
+/** An error: both sockets are shut both ways, which ends the receives in flight. */
+function fail(pair: Pair, id: number): void {
+  pair.upDone = pair.downDone = true;
+  if (pair.failed) return;
+  pair.failed = true;
+  shutdown(pair, id, pair.client, SHUT_RDWR);
+  shutdown(pair, id, pair.server, SHUT_RDWR);
+}
+
+/** Closes both sides once nothing is in flight and both directions are done. */
+function release(pair: Pair, id: number): void {
+  if (pair.inFlight > 0 || !(pair.upDone && pair.downDone)) return;
+  queue(OP_CLOSE, pair.client, 0, 0, 0, K_CLOSE);
+  if (pair.server >= 0) queue(OP_CLOSE, pair.server, 0, 0, 0, K_CLOSE);
+  freeBufs.push(pair.upBuf, pair.downBuf);
+  pairs[id] = undefined;
+  freeIds.push(id);
+}
+
+function completed(userData: number, res: number, flags: number): void {
+  const kind = userData & 15;
+  const id = userData >>> 4;
+  if (kind === K_ACCEPT) {
+    if ((flags & CQE_F_MORE) === 0) accept();
+    if (res < 0) return;
+    const next = freeIds.pop() ?? pairs.length;
+    const pair: Pair = {
+      client: res,
+      server: -1,
+      upBuf: takeBuf(),
+      downBuf: takeBuf(),
+      upLen: 0,
+      upSent: 0,
+      downLen: 0,
+      downSent: 0,
+      upDone: false,
+      downDone: false,
+      failed: false,
+      inFlight: 1,
+    };
+    pairs[next] = pair;
+    queue(OP_SOCKET, AF_INET, 0, 0, 0, next * 16 + K_SOCKET, 0, SOCK_STREAM);
+    return;
+  }
+  if (kind === K_CLOSE) return;
+  const pair = pairs[id]!;
+  pair.inFlight--;
+  if (kind === K_SOCKET) {
+    if (res < 0) {
+      fail(pair, id);
+    } else {
+      pair.server = res;
+      c.setsockopt(res, 6, 1, intOne, 4); // TCP_NODELAY, as HAProxy sets it
+      queue(OP_CONNECT, res, backendAddr, 0, 0, id * 16 + K_CONNECT, 0, 16);
+      pair.inFlight++;
+    }
+  } else if (kind === K_CONNECT) {
+    if (res < 0) {
+      fail(pair, id);
+    } else {
+      recv(pair, id, true);
+      recv(pair, id, false);
+    }
+  } else if (kind === K_RECV_UP || kind === K_RECV_DOWN) {
+    const up = kind === K_RECV_UP;
+    if (res < 0 || pair.failed) fail(pair, id);
+    else if (res === 0) ended(pair, id, up);
+    else {
+      if (up) pair.upLen = res;
+      else pair.downLen = res;
+      if (up) pair.upSent = 0;
+      else pair.downSent = 0;
+      send(pair, id, up);
+    }
+  } else if (kind === K_SEND_UP || kind === K_SEND_DOWN) {
+    const up = kind === K_SEND_UP;
+    if (res < 0 || pair.failed) {
+      fail(pair, id);
+    } else if (up) {
+      pair.upSent += res;
+      if (pair.upSent < pair.upLen) send(pair, id, true);
+      else recv(pair, id, true);
+    } else {
+      pair.downSent += res;
+      if (pair.downSent < pair.downLen) send(pair, id, false);
+      else recv(pair, id, false);
+    }
+  }
+  release(pair, id);
+}
+
+accept();
+const fdBig = BigInt(ringFd);
+for (;;) {
+  Atomics.store(ring, sqTailAt, sqTail);
+  const res = Number(
+    c.syscall(SYS_IO_URING_ENTER, fdBig, BigInt(queued), 1n, BigInt(ENTER_GETEVENTS), 0n, 0n),
+  );
+  if (res < 0 && res !== -EINTR && res !== -ETIME) {
+    console.error(`uring_relay: io_uring_enter failed (${-res})`);
+    Deno.exit(1);
+  }
+  queued = 0;
+  let head = ring[cqHeadAt];
+  const tail = Atomics.load(ring, cqTailAt);
+  while (head !== tail) {
+    const at = (head & cqMask) * 4;
+    head = (head + 1) >>> 0;
+    completed(cqes[at] >>> 0, cqes[at + 2], cqes[at + 3]);
+  }
+  Atomics.store(ring, cqHeadAt, head);
+}
