@@ -3,24 +3,6 @@ import { freePort } from "../_procs.ts";
 
 const RELAY = new URL("./uring_relay.ts", import.meta.url).pathname;
 
-/** Reads `conn` to its end. */
-async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  const buf = new Uint8Array(65536);
-  for (;;) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    parts.push(buf.slice(0, n));
-  }
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
-
 /** Echoes each connection of `listener` back, then shuts its write side at the end of its stream. */
 async function echoAll(listener: Deno.Listener): Promise<void> {
   const echo = async (conn: Deno.Conn) => {
@@ -84,7 +66,8 @@ Deno.test("uring_relay.ts relays both ways byte for byte, and passes on a half-c
     for (let at = 0; at < sent.length; at += data.length) sent.set(data, at);
     sent[sent.length - 1] ^= 0xff;
     const client = await Deno.connect({ hostname: "127.0.0.1", port });
-    const received = readAll(client);
+    // Read to the end of the stream, which closes the connection.
+    const received = new Response(client.readable).bytes();
     let at = 0;
     while (at < sent.length) at += await client.write(sent.subarray(at));
     await client.closeWrite();
@@ -98,7 +81,6 @@ Deno.test("uring_relay.ts relays both ways byte for byte, and passes on a half-c
     } finally {
       clearTimeout(timer);
     }
-    client.close();
   } finally {
     backend.close();
     await echoing;
