@@ -8,7 +8,8 @@
  * `connect`, `recv`/`send` each way, `shutdown` toward a side whose peer finished, and `close`.
  * One `io_uring_enter` hands the kernel everything queued since the last and waits for at
  * least one completion, where the epoll engine makes a system call per operation (about 1 µs
- * of entry and exit each on this machine's VM, measured with a C loop of `getppid`).
+ * of entry and exit each on this machine's VM, measured with a C loop of `getppid`). The ring
+ * is `net/_uring.ts`'s.
  *
  * Needs Linux 6.6 or newer (`IORING_SETUP_NO_SQARRAY`, `IORING_OP_SOCKET`) on x86-64.
  *
@@ -17,6 +18,20 @@
  * @module
  */
 
+import {
+  ACCEPT_MULTISHOT,
+  CQE_F_MORE,
+  OP_ACCEPT,
+  OP_CLOSE,
+  OP_CONNECT,
+  OP_RECV,
+  OP_SEND,
+  OP_SHUTDOWN,
+  OP_SOCKET,
+  Ring,
+} from "../../net/_uring.ts";
+import { denoRingSys } from "../../net/_uring_deno.ts";
+
 const [listenPort, backendPort] = Deno.args.map(Number);
 if (!(listenPort > 0 && backendPort > 0)) {
   console.error("usage: uring_relay.ts <port> <backend port>");
@@ -24,8 +39,6 @@ if (!(listenPort > 0 && backendPort > 0)) {
 }
 
 const lib = Deno.dlopen("libc.so.6", {
-  syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
-  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
   bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   listen: { parameters: ["i32", "i32"], result: "i32" },
@@ -33,30 +46,11 @@ const lib = Deno.dlopen("libc.so.6", {
 });
 const c = lib.symbols;
 
-const SYS_IO_URING_SETUP = 425n;
-const SYS_IO_URING_ENTER = 426n;
-const SETUP_CQSIZE = 1 << 3;
-const SETUP_SINGLE_ISSUER = 1 << 12;
-const SETUP_DEFER_TASKRUN = 1 << 13;
-const SETUP_NO_SQARRAY = 1 << 16;
-const ENTER_GETEVENTS = 1;
-const OFF_SQES = 0x10000000n;
-const CQE_F_MORE = 1 << 1;
-const ACCEPT_MULTISHOT = 1;
-const OP_ACCEPT = 13;
-const OP_CONNECT = 16;
-const OP_CLOSE = 19;
-const OP_SEND = 26;
-const OP_RECV = 27;
-const OP_SHUTDOWN = 34;
-const OP_SOCKET = 45;
 const AF_INET = 2;
 const SOCK_STREAM = 1;
 const SHUT_WR = 1;
 const SHUT_RDWR = 2;
 const MSG_NOSIGNAL = 0x4000;
-const EINTR = 4;
-const ETIME = 62;
 
 /** Ring entries; completions are four times as many. */
 const ENTRIES = 4096;
@@ -64,11 +58,6 @@ const ENTRIES = 4096;
 const BUF = 16384;
 /** Buffers per chunk of memory; chunks are added as connections need them. */
 const CHUNK_BUFS = 1024;
-
-/** Where `buf`'s bytes are (an ArrayBuffer of this size is outside V8's heap and never moves). */
-function addressOf(buf: Uint8Array): number {
-  return Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
-}
 
 function sockaddrIn(port: number): Uint8Array {
   const addr = new Uint8Array(16);
@@ -87,41 +76,15 @@ if (c.bind(listenFd, sockaddrIn(listenPort), 16) < 0 || c.listen(listenFd, 4096)
   Deno.exit(1);
 }
 
-// The ring: its parameters (struct io_uring_params, 120 bytes) come back filled in.
-const params = new Uint8Array(120);
-const paramsView = new DataView(params.buffer);
-paramsView.setUint32(4, ENTRIES * 4, true);
-paramsView.setUint32(
-  8,
-  SETUP_CQSIZE | SETUP_SINGLE_ISSUER | SETUP_DEFER_TASKRUN | SETUP_NO_SQARRAY,
-  true,
-);
-const ringFd = Number(
-  c.syscall(SYS_IO_URING_SETUP, BigInt(ENTRIES), BigInt(addressOf(params)), 0n, 0n, 0n, 0n),
-);
-if (ringFd < 0) {
-  console.error(`uring_relay: io_uring_setup failed (${-ringFd}): needs Linux 6.6+ with io_uring`);
+const sys = denoRingSys();
+const opened = "unavailable" in sys ? sys : Ring.open(sys, ENTRIES);
+if ("unavailable" in opened) {
+  console.error(`uring_relay: no io_uring: ${opened.unavailable}`);
   Deno.exit(1);
 }
-const sqEntries = paramsView.getUint32(0, true);
-const cqEntries = paramsView.getUint32(4, true);
-const sqOffset = (field: number) => paramsView.getUint32(40 + field * 4, true);
-const cqOffset = (field: number) => paramsView.getUint32(80 + field * 4, true);
-const ringBytes = Math.max(sqOffset(6) + sqEntries * 4, cqOffset(5) + cqEntries * 16);
-const ringPtr = c.mmap(null, BigInt(ringBytes), 3, 0x8001, ringFd, 0n); // shared, populate
-const sqesPtr = c.mmap(null, BigInt(sqEntries * 64), 3, 0x8001, ringFd, OFF_SQES);
-const ring = new Uint32Array(Deno.UnsafePointerView.getArrayBuffer(ringPtr!, ringBytes));
-const sqes = new Uint32Array(Deno.UnsafePointerView.getArrayBuffer(sqesPtr!, sqEntries * 64));
-const cqes = new Int32Array(ring.buffer, cqOffset(5), cqEntries * 4);
-const sqTailAt = sqOffset(1) / 4;
-const sqMask = ring[sqOffset(2) / 4];
-const cqHeadAt = cqOffset(0) / 4;
-const cqTailAt = cqOffset(1) / 4;
-const cqMask = ring[cqOffset(2) / 4];
-let sqTail = ring[sqTailAt];
-let queued = 0;
+const ring = opened;
 
-/** Queues one submission entry (struct io_uring_sqe, 64 bytes). */
+/** Queues one operation; a full queue is handed to the kernel first. */
 function queue(
   op: number,
   fd: number,
@@ -132,35 +95,26 @@ function queue(
   ioprio = 0,
   off = 0,
 ): void {
-  const at = (sqTail & sqMask) * 16;
-  sqes.fill(0, at, at + 16);
-  sqes[at] = op | (ioprio << 16);
-  sqes[at + 1] = fd;
-  sqes[at + 2] = off;
-  sqes[at + 4] = addr % 4294967296;
-  sqes[at + 5] = Math.floor(addr / 4294967296);
-  sqes[at + 6] = len;
-  sqes[at + 7] = opFlags;
-  sqes[at + 8] = userData;
-  sqTail = (sqTail + 1) >>> 0;
-  queued++;
+  const sqe = { op, fd, addr, len, opFlags, userData, ioprio, off };
+  if (!ring.queue(sqe)) {
+    ring.submit(0);
+    ring.queue(sqe);
+  }
 }
 
-// Buffers, in chunks kept here for as long as the process runs (their addresses are in
-// flight in the kernel); the backend's address lives in the first one.
-const chunks: Uint8Array[] = [];
+// Buffers, in chunks the ring keeps for as long as it lives (their addresses are in flight
+// in the kernel).
 const freeBufs: number[] = [];
 function takeBuf(): number {
   if (freeBufs.length === 0) {
-    const chunk = new Uint8Array(BUF * CHUNK_BUFS);
-    chunks.push(chunk);
-    const base = addressOf(chunk);
+    const base = ring.pin(BUF * CHUNK_BUFS).addr;
     for (let i = CHUNK_BUFS - 1; i >= 0; i--) freeBufs.push(base + i * BUF);
   }
   return freeBufs.pop()!;
 }
-const backendAddr = takeBuf();
-chunks[0].set(sockaddrIn(backendPort), backendAddr - addressOf(chunks[0]));
+const backend = ring.pin(16);
+backend.buf.set(sockaddrIn(backendPort));
+const backendAddr = backend.addr;
 
 /** One client and its backend connection. User data: `id * 16 + kind`. */
 interface Pair {
@@ -315,23 +269,11 @@ function completed(userData: number, res: number, flags: number): void {
 }
 
 accept();
-const fdBig = BigInt(ringFd);
 for (;;) {
-  Atomics.store(ring, sqTailAt, sqTail);
-  const res = Number(
-    c.syscall(SYS_IO_URING_ENTER, fdBig, BigInt(queued), 1n, BigInt(ENTER_GETEVENTS), 0n, 0n),
-  );
-  if (res < 0 && res !== -EINTR && res !== -ETIME) {
-    console.error(`uring_relay: io_uring_enter failed (${-res})`);
+  const err = ring.submit(1);
+  if (err < 0) {
+    console.error(`uring_relay: io_uring_enter failed (errno ${-err})`);
     Deno.exit(1);
   }
-  queued = 0;
-  let head = ring[cqHeadAt];
-  const tail = Atomics.load(ring, cqTailAt);
-  while (head !== tail) {
-    const at = (head & cqMask) * 4;
-    head = (head + 1) >>> 0;
-    completed(cqes[at] >>> 0, cqes[at + 2], cqes[at + 3]);
-  }
-  Atomics.store(ring, cqHeadAt, head);
+  ring.complete(completed);
 }

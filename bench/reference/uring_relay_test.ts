@@ -58,7 +58,7 @@ Deno.test("uring_relay.ts relays both ways byte for byte, and passes on a half-c
     if (!await accepting(port, relay.status, 15_000)) {
       const { value } = await stderr.read();
       // A kernel without io_uring (or a sandbox that forbids it) cannot run the reference.
-      if (value?.includes("io_uring_setup failed")) return console.warn(value.trim());
+      if (value?.includes("no io_uring")) return console.warn(value.trim());
       assert.fail(`the relay did not start: ${value}`);
     }
     const data = crypto.getRandomValues(new Uint8Array(65536));

@@ -1,0 +1,239 @@
+/**
+ * An io_uring ring: the submission and completion queues Linux shares with a process, so that
+ * one system call (`io_uring_enter`) hands the kernel any number of socket operations and
+ * collects what has completed. On the machine l4chat is measured on a system call costs about
+ * 1 µs before it does anything; a bare relay on one ring (`bench/reference/uring_relay.ts`) made
+ * new connections at 1.22x HAProxy's rate, where the epoll engine, one call per operation, made
+ * 0.95x (docs/benchmarks.md). This module is the ring alone, for an engine to build on; how a
+ * runtime reaches the three system calls it needs is {@linkcode RingSys} (`_uring_deno.ts`).
+ *
+ * Addresses handed to the kernel stay in use after the call that passes them: they must point
+ * into memory that neither moves nor is collected meanwhile. {@linkcode Ring.pin} gives such
+ * memory (V8 keeps a typed array of 64 bytes or less inside its heap, where it moves, and frees
+ * one nothing references, even while the kernel still writes into it).
+ *
+ * Needs Linux 6.6 or newer (`IORING_SETUP_NO_SQARRAY`).
+ *
+ * @module
+ */
+
+/** How a runtime reaches io_uring's system calls and shared memory. */
+export interface RingSys {
+  /** `io_uring_setup(entries, params)`: the ring's descriptor, or -errno. */
+  setup(entries: number, params: Uint8Array): number;
+  /** `mmap` of `bytes` of the ring `fd` at `offset`, shared: the memory, or undefined. */
+  map(fd: number, bytes: number, offset: number): ArrayBuffer | undefined;
+  /** `io_uring_enter(fd, toSubmit, minComplete, flags, NULL, 0)`: how many were taken, or -errno. */
+  enter(fd: number, toSubmit: number, minComplete: number, flags: number): number;
+  /** Where `buf`'s bytes are in memory. */
+  addressOf(buf: Uint8Array): number;
+  close(fd: number): void;
+}
+
+/** The operations l4chat uses (`enum io_uring_op`). */
+export const OP_NOP = 0;
+export const OP_ACCEPT = 13;
+export const OP_ASYNC_CANCEL = 14;
+export const OP_CONNECT = 16;
+export const OP_CLOSE = 19;
+export const OP_SEND = 26;
+export const OP_RECV = 27;
+export const OP_SHUTDOWN = 34;
+export const OP_SOCKET = 45;
+
+/** `ioprio` of an accept that goes on accepting (one completion per client). */
+export const ACCEPT_MULTISHOT = 1;
+/** A completion's flag: more completions will come for the same submission (multishot). */
+export const CQE_F_MORE = 1 << 1;
+
+const SETUP_CQSIZE = 1 << 3;
+const SETUP_SINGLE_ISSUER = 1 << 12;
+const SETUP_DEFER_TASKRUN = 1 << 13;
+const SETUP_NO_SQARRAY = 1 << 16;
+const ENTER_GETEVENTS = 1;
+const OFF_SQES = 0x10000000;
+/** Bytes of `struct io_uring_params`, and where its two offset structs start. */
+const PARAMS_BYTES = 120;
+const SQ_OFF = 40;
+const CQ_OFF = 80;
+const EINTR = 4;
+const ETIME = 62;
+const TWO_32 = 4294967296;
+
+/** One submission: the fields of `struct io_uring_sqe` that socket operations use. */
+export interface Sqe {
+  op: number;
+  fd: number;
+  /** An address: a buffer, a `sockaddr`. */
+  addr?: number;
+  len?: number;
+  /** `msg_flags`, `accept_flags` and the like. */
+  opFlags?: number;
+  ioprio?: number;
+  /** `off`: the address length of a connect, the type of a socket. */
+  off?: number;
+  /** Comes back with the completion; up to 2^53. */
+  userData: number;
+}
+
+/** An io_uring ring of one thread (`IORING_SETUP_SINGLE_ISSUER`). */
+export class Ring {
+  readonly #sys: RingSys;
+  readonly #fd: number;
+  readonly #ring: Uint32Array;
+  readonly #sqes: Uint32Array;
+  readonly #cqes: Int32Array;
+  readonly #sqTailAt: number;
+  readonly #sqMask: number;
+  readonly #sqEntries: number;
+  readonly #cqHeadAt: number;
+  readonly #cqTailAt: number;
+  readonly #cqMask: number;
+  /** Memory whose address the kernel may hold: referenced for as long as the ring lives. */
+  readonly #pinned: Uint8Array[] = [];
+  #sqTail: number;
+  /** Queued since the last submission. */
+  #queued = 0;
+  #closed = false;
+
+  /**
+   * A ring of `entries` submissions (and four times as many completions), or why there is
+   * none here: no io_uring in this kernel, a kernel older than 6.6, or a sandbox (Docker's
+   * default seccomp profile forbids io_uring).
+   */
+  static open(sys: RingSys, entries: number): Ring | { unavailable: string } {
+    const params = new Uint8Array(PARAMS_BYTES);
+    const view = new DataView(params.buffer);
+    view.setUint32(4, entries * 4, true);
+    view.setUint32(
+      8,
+      SETUP_CQSIZE | SETUP_SINGLE_ISSUER | SETUP_DEFER_TASKRUN | SETUP_NO_SQARRAY,
+      true,
+    );
+    const fd = sys.setup(entries, params);
+    if (fd < 0) return { unavailable: `io_uring_setup failed (errno ${-fd})` };
+    const sqEntries = view.getUint32(0, true);
+    const cqEntries = view.getUint32(4, true);
+    const sqOff = (field: number) => view.getUint32(SQ_OFF + field * 4, true);
+    const cqOff = (field: number) => view.getUint32(CQ_OFF + field * 4, true);
+    // With IORING_FEAT_SINGLE_MMAP (5.4+) both queues' heads and tails share one mapping.
+    const ringBytes = Math.max(sqOff(6) + sqEntries * 4, cqOff(5) + cqEntries * 16);
+    const ring = sys.map(fd, ringBytes, 0);
+    const sqes = sys.map(fd, sqEntries * 64, OFF_SQES);
+    if (ring === undefined || sqes === undefined) {
+      sys.close(fd);
+      return { unavailable: "cannot map the ring's memory" };
+    }
+    return new Ring(sys, fd, ring, sqes, sqEntries, sqOff, cqOff, cqEntries);
+  }
+
+  private constructor(
+    sys: RingSys,
+    fd: number,
+    ring: ArrayBuffer,
+    sqes: ArrayBuffer,
+    sqEntries: number,
+    sqOff: (field: number) => number,
+    cqOff: (field: number) => number,
+    cqEntries: number,
+  ) {
+    this.#sys = sys;
+    this.#fd = fd;
+    this.#ring = new Uint32Array(ring);
+    this.#sqes = new Uint32Array(sqes);
+    this.#cqes = new Int32Array(ring, cqOff(5), cqEntries * 4);
+    this.#sqEntries = sqEntries;
+    this.#sqTailAt = sqOff(1) / 4;
+    this.#sqMask = this.#ring[sqOff(2) / 4];
+    this.#cqHeadAt = cqOff(0) / 4;
+    this.#cqTailAt = cqOff(1) / 4;
+    this.#cqMask = this.#ring[cqOff(2) / 4];
+    this.#sqTail = this.#ring[this.#sqTailAt];
+  }
+
+  /**
+   * `bytes` of memory that stays where it is for as long as the ring lives, and its address:
+   * for buffers and addresses the kernel holds across calls.
+   */
+  pin(bytes: number): { buf: Uint8Array; addr: number } {
+    // Larger than V8 keeps inside its heap, so the bytes are outside it and never move.
+    const buf = new Uint8Array(Math.max(bytes, 128));
+    this.#pinned.push(buf);
+    return { buf: buf.subarray(0, bytes), addr: this.#sys.addressOf(buf) };
+  }
+
+  /** Queues `sqe`; false when the submission queue is full (submit, then queue again). */
+  queue(sqe: Sqe): boolean {
+    if (this.#queued >= this.#sqEntries) return false;
+    const sqes = this.#sqes;
+    const at = (this.#sqTail & this.#sqMask) * 16;
+    sqes.fill(0, at, at + 16);
+    sqes[at] = sqe.op | ((sqe.ioprio ?? 0) << 16);
+    sqes[at + 1] = sqe.fd;
+    const off = sqe.off ?? 0;
+    sqes[at + 2] = off % TWO_32;
+    sqes[at + 3] = Math.floor(off / TWO_32);
+    const addr = sqe.addr ?? 0;
+    sqes[at + 4] = addr % TWO_32;
+    sqes[at + 5] = Math.floor(addr / TWO_32);
+    sqes[at + 6] = sqe.len ?? 0;
+    sqes[at + 7] = sqe.opFlags ?? 0;
+    sqes[at + 8] = sqe.userData % TWO_32;
+    sqes[at + 9] = Math.floor(sqe.userData / TWO_32);
+    this.#sqTail = (this.#sqTail + 1) >>> 0;
+    this.#queued++;
+    return true;
+  }
+
+  /** Submissions queued and not yet handed to the kernel. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /**
+   * Hands the kernel what was queued and waits until at least `minComplete` completions are
+   * ready (0: does not wait). Returns 0, or -errno (an interrupted wait is not an error).
+   */
+  submit(minComplete: number): number {
+    Atomics.store(this.#ring, this.#sqTailAt, this.#sqTail);
+    const queued = this.#queued;
+    const res = this.#sys.enter(
+      this.#fd,
+      queued,
+      minComplete,
+      minComplete > 0 ? ENTER_GETEVENTS : 0,
+    );
+    if (res < 0) return res === -EINTR || res === -ETIME ? 0 : res;
+    this.#queued -= Math.min(res, queued);
+    return 0;
+  }
+
+  /** Calls `each` with every completion ready, in order; returns how many. */
+  complete(each: (userData: number, res: number, flags: number) => void): number {
+    const ring = this.#ring;
+    const cqes = this.#cqes;
+    const mask = this.#cqMask;
+    let head = ring[this.#cqHeadAt];
+    const tail = Atomics.load(ring, this.#cqTailAt);
+    let count = 0;
+    while (head !== tail) {
+      const at = (head & mask) * 4;
+      head = (head + 1) >>> 0;
+      // Released before the callback, which may submit and so make room for more.
+      Atomics.store(ring, this.#cqHeadAt, head);
+      count++;
+      each((cqes[at] >>> 0) + (cqes[at + 1] >>> 0) * TWO_32, cqes[at + 2], cqes[at + 3]);
+    }
+    return count;
+  }
+
+  /**
+   * Closes the ring; operations in flight are cancelled by the kernel. Its memory stays mapped
+   * (a few pages), so that views still held never point at nothing.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sys.close(this.#fd);
+  }
+}

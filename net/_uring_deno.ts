@@ -1,0 +1,74 @@
+/**
+ * {@linkcode RingSys} through Deno's foreign function interface (`--allow-ffi`): the system
+ * calls by number, through the C library's `syscall`, on x86-64 Linux.
+ *
+ * @module
+ */
+import type { RingSys } from "./_uring.ts";
+
+const SYS_IO_URING_SETUP = 425n;
+const SYS_IO_URING_ENTER = 426n;
+const PROT_READ_WRITE = 3;
+const MAP_SHARED_POPULATE = 0x8001;
+const MAP_FAILED = 0xffffffffffffffffn;
+
+const SYMBOLS = {
+  syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
+  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
+  close: { parameters: ["i32"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+/** The system calls of a ring, or why this process cannot make them. */
+export function denoRingSys(): RingSys | { unavailable: string } {
+  if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
+    return { unavailable: "it needs Linux on x86-64" };
+  }
+  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+    return { unavailable: "it needs --allow-ffi" };
+  }
+  let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
+  try {
+    lib = Deno.dlopen("libc.so.6", SYMBOLS);
+  } catch (err) {
+    return { unavailable: `cannot load libc.so.6: ${(err as Error).message}` };
+  }
+  const c = lib.symbols;
+  // `syscall` returns -1 and leaves the reason in errno (of this thread: the ring's one).
+  const errno = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(c.__errno_location()!, 4));
+  const result = (res: number | bigint) => Number(res) === -1 ? -errno[0] : Number(res);
+  const addressOf = (buf: Uint8Array) =>
+    Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+  return {
+    setup: (entries, params) =>
+      result(
+        c.syscall(SYS_IO_URING_SETUP, BigInt(entries), BigInt(addressOf(params)), 0n, 0n, 0n, 0n),
+      ),
+    map(fd, bytes, offset) {
+      const ptr = c.mmap(
+        null,
+        BigInt(bytes),
+        PROT_READ_WRITE,
+        MAP_SHARED_POPULATE,
+        fd,
+        BigInt(offset),
+      );
+      if (ptr === null || BigInt(Deno.UnsafePointer.value(ptr)) === MAP_FAILED) return undefined;
+      return Deno.UnsafePointerView.getArrayBuffer(ptr, bytes);
+    },
+    enter: (fd, toSubmit, minComplete, flags) =>
+      result(
+        c.syscall(
+          SYS_IO_URING_ENTER,
+          BigInt(fd),
+          BigInt(toSubmit),
+          BigInt(minComplete),
+          BigInt(flags),
+          0n,
+          0n,
+        ),
+      ),
+    addressOf,
+    close: (fd) => void c.close(fd),
+  };
+}

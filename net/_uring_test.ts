@@ -1,0 +1,128 @@
+import assert from "node:assert/strict";
+import {
+  OP_CLOSE,
+  OP_CONNECT,
+  OP_NOP,
+  OP_RECV,
+  OP_SEND,
+  OP_SOCKET,
+  Ring,
+  type RingSys,
+} from "./_uring.ts";
+import { denoRingSys } from "./_uring_deno.ts";
+import { encodeSockaddr } from "./_libc.ts";
+
+const AF_INET = 2;
+const SOCK_STREAM = 1;
+const MSG_NOSIGNAL = 0x4000;
+
+/** This machine's ring, or undefined (with a warning) where io_uring is missing or forbidden. */
+function openRing(entries = 64): Ring | undefined {
+  const sys = denoRingSys();
+  const ring = "unavailable" in sys ? sys : Ring.open(sys, entries);
+  if ("unavailable" in ring) {
+    console.warn(`no io_uring here: ${ring.unavailable}`);
+    return undefined;
+  }
+  return ring;
+}
+
+/** Submits what is queued and waits for one completion; returns it. */
+function next(ring: Ring): { userData: number; res: number; flags: number } {
+  for (;;) {
+    let got: { userData: number; res: number; flags: number } | undefined;
+    const err = ring.submit(1);
+    assert.equal(err, 0);
+    ring.complete((userData, res, flags) => got ??= { userData, res, flags });
+    if (got !== undefined) return got;
+  }
+}
+
+Deno.test("Ring: a no-op comes back with its user data, beyond 32 bits", () => {
+  const ring = openRing();
+  if (ring === undefined) return;
+  try {
+    assert.equal(ring.queue({ op: OP_NOP, fd: -1, userData: 2 ** 40 + 7 }), true);
+    assert.equal(ring.queued, 1);
+    assert.deepEqual(next(ring), { userData: 2 ** 40 + 7, res: 0, flags: 0 });
+    assert.equal(ring.queued, 0);
+  } finally {
+    ring.close();
+  }
+});
+
+Deno.test("Ring: queue() says when the submission queue is full", () => {
+  const ring = openRing(4);
+  if (ring === undefined) return;
+  try {
+    let taken = 0;
+    while (ring.queue({ op: OP_NOP, fd: -1, userData: taken })) taken++;
+    assert.equal(taken, 4);
+    const seen: number[] = [];
+    while (seen.length < taken) {
+      assert.equal(ring.submit(1), 0);
+      ring.complete((userData) => seen.push(userData));
+    }
+    assert.deepEqual(seen, [0, 1, 2, 3]);
+  } finally {
+    ring.close();
+  }
+});
+
+Deno.test("Ring: socket, connect, send, recv and close as ring operations, on loopback", async () => {
+  const ring = openRing();
+  if (ring === undefined) return;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const served = (async () => {
+      const conn = await listener.accept();
+      const buf = new Uint8Array(16);
+      const n = (await conn.read(buf))!;
+      await conn.write(
+        new TextEncoder().encode(`got ${new TextDecoder().decode(buf.subarray(0, n))}`),
+      );
+      conn.close();
+    })();
+    ring.queue({ op: OP_SOCKET, fd: AF_INET, off: SOCK_STREAM, userData: 1 });
+    const socket = next(ring);
+    assert.equal(socket.userData, 1);
+    assert.ok(socket.res >= 0, `socket: ${socket.res}`);
+    const fd = socket.res;
+    const addr = ring.pin(16);
+    addr.buf.set(encodeSockaddr({ hostname: "127.0.0.1", port: listener.addr.port })!);
+    ring.queue({ op: OP_CONNECT, fd, addr: addr.addr, off: 16, userData: 2 });
+    assert.deepEqual(next(ring), { userData: 2, res: 0, flags: 0 });
+    const out = ring.pin(4);
+    out.buf.set(new TextEncoder().encode("ping"));
+    ring.queue({ op: OP_SEND, fd, addr: out.addr, len: 4, opFlags: MSG_NOSIGNAL, userData: 3 });
+    assert.deepEqual(next(ring), { userData: 3, res: 4, flags: 0 });
+    // The receive waits in the kernel until the reply comes: the listener's side runs meanwhile.
+    const input = ring.pin(64);
+    ring.queue({ op: OP_RECV, fd, addr: input.addr, len: 64, userData: 4 });
+    assert.equal(ring.submit(0), 0);
+    await served;
+    const got = next(ring);
+    assert.equal(got.userData, 4);
+    assert.equal(new TextDecoder().decode(input.buf.subarray(0, got.res)), "got ping");
+    ring.queue({ op: OP_CLOSE, fd, userData: 5 });
+    assert.deepEqual(next(ring), { userData: 5, res: 0, flags: 0 });
+  } finally {
+    listener.close();
+    ring.close();
+  }
+});
+
+Deno.test("Ring.open() says why there is no ring", () => {
+  const refused: RingSys = {
+    setup: () => -38,
+    map: () => undefined,
+    enter: () => 0,
+    addressOf: () => 0,
+    close: () => {},
+  };
+  assert.deepEqual(Ring.open(refused, 64), { unavailable: "io_uring_setup failed (errno 38)" });
+  let closed = -1;
+  const unmappable: RingSys = { ...refused, setup: () => 9, close: (fd) => closed = fd };
+  assert.deepEqual(Ring.open(unmappable, 64), { unavailable: "cannot map the ring's memory" });
+  assert.equal(closed, 9);
+});
