@@ -57,20 +57,27 @@ function lengthOf(len: number): bigint {
 }
 
 /**
- * The C library of this process, or why the epoll engine cannot run here: not Linux, no
+ * `symbols` of this process's C library, or why they cannot be had: not Linux, no
  * `--allow-ffi`, or no `libc.so.6`.
  */
-export function denoLibc(): Libc | { unavailable: string } {
+export function openLibc<S extends Deno.ForeignLibraryInterface>(
+  symbols: S,
+): Deno.DynamicLibrary<S> | { unavailable: string } {
   if (Deno.build.os !== "linux") return { unavailable: `it needs Linux, not ${Deno.build.os}` };
   if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
     return { unavailable: "it needs --allow-ffi" };
   }
-  let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
   try {
-    lib = Deno.dlopen("libc.so.6", SYMBOLS);
+    return Deno.dlopen("libc.so.6", symbols);
   } catch (err) {
     return { unavailable: `cannot load libc.so.6: ${(err as Error).message}` };
   }
+}
+
+/** The C library of this process, or why the epoll engine cannot run here (see {@linkcode openLibc}). */
+export function denoLibc(): Libc | { unavailable: string } {
+  const lib = openLibc(SYMBOLS);
+  if ("unavailable" in lib) return lib;
   const c = lib.symbols;
   // errno is per thread; this module runs on one thread (a Worker loads its own copy). Read
   // through a typed array over it: a plain load, where `UnsafePointerView.getInt32` is a call.

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { openLibc } from "./_libc_deno.ts";
 import type { RingSys } from "./_uring.ts";
 
 const SYS_IO_URING_SETUP = 425n;
@@ -21,18 +22,10 @@ const SYMBOLS = {
 
 /** The system calls of a ring, or why this process cannot make them. */
 export function denoRingSys(): RingSys | { unavailable: string } {
-  if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
-    return { unavailable: "it needs Linux on x86-64" };
-  }
-  if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
-    return { unavailable: "it needs --allow-ffi" };
-  }
-  let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
-  try {
-    lib = Deno.dlopen("libc.so.6", SYMBOLS);
-  } catch (err) {
-    return { unavailable: `cannot load libc.so.6: ${(err as Error).message}` };
-  }
+  // The system call numbers below are x86-64's.
+  if (Deno.build.arch !== "x86_64") return { unavailable: "it needs x86-64" };
+  const lib = openLibc(SYMBOLS);
+  if ("unavailable" in lib) return lib;
   const c = lib.symbols;
   // `syscall` returns -1 and leaves the reason in errno (of this thread: the ring's one).
   const errno = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(c.__errno_location()!, 4));
