@@ -47,8 +47,8 @@ export const ACCEPT_MULTISHOT = 1;
 export const CQE_F_MORE = 1 << 1;
 
 const SETUP_CQSIZE = 1 << 3;
+const SETUP_COOP_TASKRUN = 1 << 8;
 const SETUP_SINGLE_ISSUER = 1 << 12;
-const SETUP_DEFER_TASKRUN = 1 << 13;
 const SETUP_NO_SQARRAY = 1 << 16;
 const ENTER_GETEVENTS = 1;
 const OFF_SQES = 0x10000000;
@@ -76,7 +76,16 @@ export interface Sqe {
   userData: number;
 }
 
-/** An io_uring ring of one thread (`IORING_SETUP_SINGLE_ISSUER`). */
+/**
+ * An io_uring ring of one thread (`IORING_SETUP_SINGLE_ISSUER`). Completions are posted as
+ * they happen, at the thread's next entry into the kernel (`IORING_SETUP_COOP_TASKRUN`), and
+ * make {@linkcode Ring.fd} readable: an epoll set that holds it wakes for them, so an engine
+ * can wait for its sockets and its ring in one `epoll_wait`, on any thread, and read the
+ * completions without a system call. `IORING_SETUP_DEFER_TASKRUN` would post them only in
+ * `io_uring_enter` (measured: the descriptor never became readable), for no gain measured
+ * here (a relay on either: 1.26x and 1.34x HAProxy's new connections/s, 1.12x and 1.08x its
+ * keep-alive requests/s, in the same alternating rounds).
+ */
 export class Ring {
   readonly #sys: RingSys;
   readonly #fd: number;
@@ -107,7 +116,7 @@ export class Ring {
     view.setUint32(4, entries * 4, true);
     view.setUint32(
       8,
-      SETUP_CQSIZE | SETUP_SINGLE_ISSUER | SETUP_DEFER_TASKRUN | SETUP_NO_SQARRAY,
+      SETUP_CQSIZE | SETUP_SINGLE_ISSUER | SETUP_COOP_TASKRUN | SETUP_NO_SQARRAY,
       true,
     );
     const fd = sys.setup(entries, params);
@@ -183,6 +192,11 @@ export class Ring {
     this.#sqTail = (this.#sqTail + 1) >>> 0;
     this.#queued++;
     return true;
+  }
+
+  /** The ring's descriptor: readable while completions wait (see {@linkcode Ring}). */
+  get fd(): number {
+    return this.#fd;
   }
 
   /** Submissions queued and not yet handed to the kernel. */

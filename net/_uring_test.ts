@@ -10,7 +10,8 @@ import {
   type RingSys,
 } from "./_uring.ts";
 import { denoRingSys } from "./_uring_deno.ts";
-import { encodeSockaddr } from "./_libc.ts";
+import { encodeSockaddr, EPOLL_CTL_ADD, EPOLLIN } from "./_libc.ts";
+import { denoLibc } from "./_libc_deno.ts";
 
 const AF_INET = 2;
 const SOCK_STREAM = 1;
@@ -107,6 +108,44 @@ Deno.test("Ring: socket, connect, send, recv and close as ring operations, on lo
     ring.queue({ op: OP_CLOSE, fd, userData: 5 });
     assert.deepEqual(next(ring), { userData: 5, res: 0, flags: 0 });
   } finally {
+    listener.close();
+    ring.close();
+  }
+});
+
+Deno.test("Ring: a completion wakes an epoll set holding the ring, and is there without an enter", async () => {
+  const ring = openRing();
+  const libc = denoLibc();
+  if (ring === undefined || "unavailable" in libc) return;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const ep = libc.epollCreate1(0);
+  try {
+    ring.queue({ op: OP_SOCKET, fd: AF_INET, off: SOCK_STREAM, userData: 1 });
+    const fd = next(ring).res;
+    const addr = ring.pin(16);
+    addr.buf.set(encodeSockaddr({ hostname: "127.0.0.1", port: listener.addr.port })!);
+    ring.queue({ op: OP_CONNECT, fd, addr: addr.addr, off: 16, userData: 2 });
+    assert.equal(next(ring).res, 0);
+    const server = await listener.accept();
+    const event = new Uint8Array(16);
+    new DataView(event.buffer).setUint32(0, EPOLLIN, true);
+    assert.equal(libc.epollCtl(ep, EPOLL_CTL_ADD, ring.fd, event), 0);
+    const input = ring.pin(64);
+    ring.queue({ op: OP_RECV, fd, addr: input.addr, len: 64, userData: 3 });
+    assert.equal(ring.submit(0), 0);
+    const events = new Uint8Array(16 * 4);
+    // Nothing has completed: the set stays quiet.
+    assert.equal(libc.epollPoll(ep, events, 4, 0), 0);
+    await server.write(new TextEncoder().encode("hi"));
+    assert.equal(libc.epollPoll(ep, events, 4, 5_000), 1);
+    const got: number[] = [];
+    ring.complete((userData, res) => got.push(userData, res));
+    assert.deepEqual(got, [3, 2]);
+    server.close();
+    ring.queue({ op: OP_CLOSE, fd, userData: 4 });
+    assert.equal(next(ring).res, 0);
+  } finally {
+    libc.close(ep);
     listener.close();
     ring.close();
   }
