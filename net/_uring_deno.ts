@@ -14,6 +14,7 @@ const MAP_SHARED_POPULATE = 0x8001;
 const MAP_FAILED = 0xffffffffffffffffn;
 
 const SYMBOLS = {
+  // `syscall` is variadic; on x86-64 integer arguments go in the same registers either way.
   syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
   mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
   close: { parameters: ["i32"], result: "i32" },
