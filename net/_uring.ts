@@ -25,6 +25,8 @@ export interface RingSys {
   map(fd: number, bytes: number, offset: number): ArrayBuffer | undefined;
   /** `io_uring_enter(fd, toSubmit, minComplete, flags, NULL, 0)`: how many were taken, or -errno. */
   enter(fd: number, toSubmit: number, minComplete: number, flags: number): number;
+  /** `io_uring_register(fd, opcode, arg, nrArgs)`: 0 or more, or -errno. */
+  register(fd: number, opcode: number, arg: Uint8Array, nrArgs: number): number;
   /** Where `buf`'s bytes are in memory. */
   addressOf(buf: Uint8Array): number;
   close(fd: number): void;
@@ -45,6 +47,12 @@ export const OP_SOCKET = 45;
 export const ACCEPT_MULTISHOT = 1;
 /** A completion's flag: more completions will come for the same submission (multishot). */
 export const CQE_F_MORE = 1 << 1;
+/** A completion's flag: it used a provided buffer, whose id is in the flags' upper 16 bits. */
+export const CQE_F_BUFFER = 1;
+/** A submission's flag: the kernel picks the buffer from a {@linkcode BufferGroup} when data comes. */
+export const SQE_BUFFER_SELECT = 1 << 5;
+/** The result of a receive that found no provided buffer free (`-ENOBUFS`). */
+export const NO_BUFFERS = -105;
 
 const SETUP_CQSIZE = 1 << 3;
 const SETUP_COOP_TASKRUN = 1 << 8;
@@ -59,6 +67,8 @@ const CQ_OFF = 80;
 const EINTR = 4;
 const ETIME = 62;
 const TWO_32 = 4294967296;
+const REGISTER_PBUF_RING = 22;
+const PAGE = 4096;
 
 /** One submission: the fields of `struct io_uring_sqe` that socket operations use. */
 export interface Sqe {
@@ -74,6 +84,81 @@ export interface Sqe {
   off?: number;
   /** Comes back with the completion; up to 2^53. */
   userData: number;
+  /** `IOSQE_*` flags, such as {@linkcode SQE_BUFFER_SELECT}. */
+  sqeFlags?: number;
+  /** The {@linkcode BufferGroup} to pick from, with {@linkcode SQE_BUFFER_SELECT}. */
+  bufGroup?: number;
+}
+
+/**
+ * Buffers the kernel picks from when data arrives for a receive made with
+ * {@linkcode SQE_BUFFER_SELECT} (a provided buffer ring, Linux 5.19+): a receive waiting on an
+ * idle socket holds no memory of its own. The completion names the buffer it used
+ * ({@linkcode BufferGroup.idOf}); {@linkcode BufferGroup.give} puts it back once its bytes
+ * are no longer needed.
+ */
+export class BufferGroup {
+  readonly id: number;
+  readonly size: number;
+  readonly #bufs: Uint8Array;
+  readonly #bufsAddr: number;
+  readonly #entries: DataView;
+  readonly #mask: number;
+  #tail = 0;
+
+  constructor(id: number, count: number, size: number, ring: Ring, entries: Uint8Array) {
+    this.id = id;
+    this.size = size;
+    this.#mask = count - 1;
+    const bufs = ring.pin(count * size);
+    this.#bufs = bufs.buf;
+    this.#bufsAddr = bufs.addr;
+    this.#entries = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
+    for (let bid = 0; bid < count; bid++) this.#put(bid);
+    this.#publish();
+  }
+
+  /** The id of the buffer a completion used, from its flags; -1 if it used none. */
+  static idOf(flags: number): number {
+    return (flags & CQE_F_BUFFER) === 0 ? -1 : flags >>> 16;
+  }
+
+  /** The bytes of buffer `bid`. */
+  bytes(bid: number, length = this.size): Uint8Array {
+    return this.#bufs.subarray(bid * this.size, bid * this.size + length);
+  }
+
+  /** Where buffer `bid` is in memory (to send from it). */
+  addressOf(bid: number): number {
+    return this.#bufsAddr + bid * this.size;
+  }
+
+  /** Puts buffer `bid` back for the kernel to pick again. */
+  give(bid: number): void {
+    this.#put(bid);
+    this.#publish();
+  }
+
+  #put(bid: number): void {
+    // struct io_uring_buf { u64 addr; u32 len; u16 bid; u16 resv; }
+    const at = (this.#tail & this.#mask) * 16;
+    const addr = this.addressOf(bid);
+    this.#entries.setUint32(at, addr % TWO_32, true);
+    this.#entries.setUint32(at + 4, Math.floor(addr / TWO_32), true);
+    this.#entries.setUint32(at + 8, this.size, true);
+    this.#entries.setUint16(at + 12, bid, true);
+    this.#tail = (this.#tail + 1) & 0xffff;
+  }
+
+  #publish(): void {
+    // The ring's tail is the first entry's `resv` field.
+    const view = this.#entries;
+    Atomics.store(
+      new Uint16Array(view.buffer, view.byteOffset + 14, 1),
+      0,
+      this.#tail,
+    );
+  }
 }
 
 /**
@@ -171,13 +256,35 @@ export class Ring {
     return { buf: buf.subarray(0, bytes), addr: this.#sys.addressOf(buf) };
   }
 
+  /**
+   * Registers `count` buffers of `size` bytes as group `id` (`count` a power of two up to
+   * 32768), or says why it could not.
+   */
+  bufferGroup(id: number, count: number, size: number): BufferGroup | { unavailable: string } {
+    // The ring of buffer entries must start on a page.
+    const pinned = this.pin(count * 16 + PAGE);
+    const skip = (PAGE - (pinned.addr % PAGE)) % PAGE;
+    const entries = pinned.buf.subarray(skip, skip + count * 16);
+    const entriesAddr = pinned.addr + skip;
+    // struct io_uring_buf_reg { u64 ring_addr; u32 ring_entries; u16 bgid; u16 flags; u64 resv[3]; }
+    const reg = new Uint8Array(40);
+    const view = new DataView(reg.buffer);
+    view.setUint32(0, entriesAddr % TWO_32, true);
+    view.setUint32(4, Math.floor(entriesAddr / TWO_32), true);
+    view.setUint32(8, count, true);
+    view.setUint16(12, id, true);
+    const res = this.#sys.register(this.#fd, REGISTER_PBUF_RING, reg, 1);
+    if (res < 0) return { unavailable: `cannot register buffer group ${id} (errno ${-res})` };
+    return new BufferGroup(id, count, size, this, entries);
+  }
+
   /** Queues `sqe`; false when the submission queue is full (submit, then queue again). */
   queue(sqe: Sqe): boolean {
     if (this.#queued >= this.#sqEntries) return false;
     const sqes = this.#sqes;
     const at = (this.#sqTail & this.#sqMask) * 16;
     sqes.fill(0, at, at + 16);
-    sqes[at] = sqe.op | ((sqe.ioprio ?? 0) << 16);
+    sqes[at] = sqe.op | ((sqe.sqeFlags ?? 0) << 8) | ((sqe.ioprio ?? 0) << 16);
     sqes[at + 1] = sqe.fd;
     const off = sqe.off ?? 0;
     sqes[at + 2] = off % TWO_32;
@@ -189,6 +296,7 @@ export class Ring {
     sqes[at + 7] = sqe.opFlags ?? 0;
     sqes[at + 8] = sqe.userData % TWO_32;
     sqes[at + 9] = Math.floor(sqe.userData / TWO_32);
+    sqes[at + 10] = sqe.bufGroup ?? 0;
     this.#sqTail = (this.#sqTail + 1) >>> 0;
     this.#queued++;
     return true;

@@ -9,6 +9,7 @@ import type { RingSys } from "./_uring.ts";
 
 const SYS_IO_URING_SETUP = 425n;
 const SYS_IO_URING_ENTER = 426n;
+const SYS_IO_URING_REGISTER = 427n;
 const PROT_READ_WRITE = 3;
 const MAP_SHARED_POPULATE = 0x8001;
 const MAP_FAILED = 0xffffffffffffffffn;
@@ -58,6 +59,18 @@ export function denoRingSys(): RingSys | { unavailable: string } {
           BigInt(toSubmit),
           BigInt(minComplete),
           BigInt(flags),
+          0n,
+          0n,
+        ),
+      ),
+    register: (fd, opcode, arg, nrArgs) =>
+      result(
+        c.syscall(
+          SYS_IO_URING_REGISTER,
+          BigInt(fd),
+          BigInt(opcode),
+          BigInt(addressOf(arg)),
+          BigInt(nrArgs),
           0n,
           0n,
         ),

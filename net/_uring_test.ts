@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import {
+  BufferGroup,
+  NO_BUFFERS,
   OP_CLOSE,
   OP_CONNECT,
   OP_NOP,
@@ -8,6 +10,7 @@ import {
   OP_SOCKET,
   Ring,
   type RingSys,
+  SQE_BUFFER_SELECT,
 } from "./_uring.ts";
 import { denoRingSys } from "./_uring_deno.ts";
 import { encodeSockaddr, EPOLL_CTL_ADD, EPOLLIN } from "./_libc.ts";
@@ -151,11 +154,70 @@ Deno.test("Ring: a completion wakes an epoll set holding the ring, and is there 
   }
 });
 
+Deno.test("BufferGroup: receives take a provided buffer when data comes, and it comes back", async () => {
+  const ring = openRing();
+  if (ring === undefined) return;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const group = ring.bufferGroup(7, 2, 64);
+    assert.ok(!("unavailable" in group), "unavailable" in group ? group.unavailable : "");
+    ring.queue({ op: OP_SOCKET, fd: AF_INET, off: SOCK_STREAM, userData: 1 });
+    const fd = next(ring).res;
+    const addr = ring.pin(16);
+    addr.buf.set(encodeSockaddr({ hostname: "127.0.0.1", port: listener.addr.port })!);
+    ring.queue({ op: OP_CONNECT, fd, addr: addr.addr, off: 16, userData: 2 });
+    assert.equal(next(ring).res, 0);
+    const server = await listener.accept();
+    const recv = (userData: number) =>
+      ring.queue({
+        op: OP_RECV,
+        fd,
+        len: 0,
+        sqeFlags: SQE_BUFFER_SELECT,
+        bufGroup: group.id,
+        userData,
+      });
+    // Five messages through two buffers: each is given back once read.
+    const got: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      recv(10 + i);
+      assert.equal(ring.submit(0), 0);
+      await server.write(new TextEncoder().encode(`m${i}`));
+      const done = next(ring);
+      assert.equal(done.userData, 10 + i);
+      const bid = BufferGroup.idOf(done.flags);
+      assert.ok(bid === 0 || bid === 1, `buffer ${bid}`);
+      got.push(new TextDecoder().decode(group.bytes(bid, done.res)));
+      group.give(bid);
+    }
+    assert.deepEqual(got, ["m0", "m1", "m2", "m3", "m4"]);
+    // With both buffers held, a receive finds none.
+    const held: number[] = [];
+    for (const [i, text] of ["ab", "cd"].entries()) {
+      await server.write(new TextEncoder().encode(text));
+      recv(20 + i);
+      held.push(BufferGroup.idOf(next(ring).flags));
+    }
+    assert.deepEqual(held.toSorted(), [0, 1]);
+    await server.write(new TextEncoder().encode("ef"));
+    recv(22);
+    assert.equal(next(ring).res, NO_BUFFERS);
+    held.forEach((bid) => group.give(bid));
+    server.close();
+    ring.queue({ op: OP_CLOSE, fd, userData: 23 });
+    assert.equal(next(ring).res, 0);
+  } finally {
+    listener.close();
+    ring.close();
+  }
+});
+
 Deno.test("Ring.open() says why there is no ring", () => {
   const refused: RingSys = {
     setup: () => -38,
     map: () => undefined,
     enter: () => 0,
+    register: () => 0,
     addressOf: () => 0,
     close: () => {},
   };

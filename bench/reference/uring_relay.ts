@@ -2,7 +2,8 @@
  * The reference of what an io_uring data path would bring: a bare TCP relay driven by one
  * io_uring ring through Deno's FFI, written for the benchmark only (contender
  * `reference-uring`, opt-in). Not part of l4chat: no health checks, limits, timeouts, NAT table
- * or logging; one backend; a 16 KiB buffer per direction while a connection lives.
+ * or logging; one backend. Receives pick 16 KiB buffers from a provided buffer ring when data
+ * comes, and give them back once sent on: an idle connection holds none.
  *
  * Every socket operation is a ring entry: a multishot accept, then per client `socket`,
  * `connect`, `recv`/`send` each way, `shutdown` toward a side whose peer finished, and `close`.
@@ -20,7 +21,9 @@
 
 import {
   ACCEPT_MULTISHOT,
+  BufferGroup,
   CQE_F_MORE,
+  NO_BUFFERS,
   OP_ACCEPT,
   OP_CLOSE,
   OP_CONNECT,
@@ -29,6 +32,8 @@ import {
   OP_SHUTDOWN,
   OP_SOCKET,
   Ring,
+  type Sqe,
+  SQE_BUFFER_SELECT,
 } from "../../net/_uring.ts";
 import { denoRingSys } from "../../net/_uring_deno.ts";
 
@@ -54,10 +59,10 @@ const MSG_NOSIGNAL = 0x4000;
 
 /** Ring entries; completions are four times as many. */
 const ENTRIES = 4096;
-/** Bytes of each direction's buffer. */
+/** Bytes of each buffer the kernel picks for a receive. */
 const BUF = 16384;
-/** Buffers per chunk of memory; chunks are added as connections need them. */
-const CHUNK_BUFS = 1024;
+/** Buffers in the group receives pick from (a power of two). */
+const BUFS = 1024;
 
 function sockaddrIn(port: number): Uint8Array {
   const addr = new Uint8Array(16);
@@ -95,23 +100,26 @@ function queue(
   ioprio = 0,
   off = 0,
 ): void {
-  const sqe = { op, fd, addr, len, opFlags, userData, ioprio, off };
+  push({ op, fd, addr, len, opFlags, userData, ioprio, off });
+}
+
+/** Queues `sqe`; a full queue is handed to the kernel first. */
+function push(sqe: Sqe): void {
   if (!ring.queue(sqe)) {
     ring.submit(0);
     ring.queue(sqe);
   }
 }
 
-// Buffers, in chunks the ring keeps for as long as it lives (their addresses are in flight
-// in the kernel).
-const freeBufs: number[] = [];
-function takeBuf(): number {
-  if (freeBufs.length === 0) {
-    const base = ring.pin(BUF * CHUNK_BUFS).addr;
-    for (let i = CHUNK_BUFS - 1; i >= 0; i--) freeBufs.push(base + i * BUF);
-  }
-  return freeBufs.pop()!;
+// Receives take a buffer only when data comes: an idle connection holds none.
+const registered = ring.bufferGroup(1, BUFS, BUF);
+if ("unavailable" in registered) {
+  console.error(`uring_relay: no io_uring buffer ring: ${registered.unavailable}`);
+  Deno.exit(1);
 }
+const group = registered;
+/** Receives that found no buffer free, as `id * 2 + up`: made again as buffers come back. */
+const starved: number[] = [];
 const backend = ring.pin(16);
 backend.buf.set(sockaddrIn(backendPort));
 const backendAddr = backend.addr;
@@ -120,8 +128,9 @@ const backendAddr = backend.addr;
 interface Pair {
   client: number;
   server: number;
-  upBuf: number;
-  downBuf: number;
+  /** The buffer each direction holds while it sends what it received, or -1. */
+  upBid: number;
+  downBid: number;
   /** Bytes received, and sent so far, of each direction's buffer. */
   upLen: number;
   upSent: number;
@@ -150,16 +159,34 @@ function accept(): void {
 }
 
 function recv(pair: Pair, id: number, up: boolean): void {
-  const fd = up ? pair.client : pair.server;
-  queue(OP_RECV, fd, up ? pair.upBuf : pair.downBuf, BUF, 0, id * 16 + (up ? 3 : 4));
+  push({
+    op: OP_RECV,
+    fd: up ? pair.client : pair.server,
+    len: BUF,
+    sqeFlags: SQE_BUFFER_SELECT,
+    bufGroup: group.id,
+    userData: id * 16 + (up ? K_RECV_UP : K_RECV_DOWN),
+  });
   pair.inFlight++;
+}
+
+/** Gives buffer `bid` back, and makes a receive that found none again. */
+function giveBack(bid: number): void {
+  group.give(bid);
+  const waiting = starved.pop();
+  if (waiting === undefined) return;
+  const id = waiting >>> 1;
+  const pair = pairs[id];
+  if (pair === undefined) return;
+  if (pair.failed) release(pair, id);
+  else recv(pair, id, (waiting & 1) === 1);
 }
 
 function send(pair: Pair, id: number, up: boolean): void {
   const fd = up ? pair.server : pair.client;
   const sent = up ? pair.upSent : pair.downSent;
   const len = (up ? pair.upLen : pair.downLen) - sent;
-  const buf = (up ? pair.upBuf : pair.downBuf) + sent;
+  const buf = group.addressOf(up ? pair.upBid : pair.downBid) + sent;
   queue(OP_SEND, fd, buf, len, MSG_NOSIGNAL, id * 16 + (up ? 5 : 6));
   pair.inFlight++;
 }
@@ -191,8 +218,9 @@ function release(pair: Pair, id: number): void {
   if (pair.inFlight > 0 || !(pair.upDone && pair.downDone)) return;
   queue(OP_CLOSE, pair.client, 0, 0, 0, K_CLOSE);
   if (pair.server >= 0) queue(OP_CLOSE, pair.server, 0, 0, 0, K_CLOSE);
-  freeBufs.push(pair.upBuf, pair.downBuf);
   pairs[id] = undefined;
+  if (pair.upBid >= 0) giveBack(pair.upBid);
+  if (pair.downBid >= 0) giveBack(pair.downBid);
   freeIds.push(id);
 }
 
@@ -206,8 +234,8 @@ function completed(userData: number, res: number, flags: number): void {
     const pair: Pair = {
       client: res,
       server: -1,
-      upBuf: takeBuf(),
-      downBuf: takeBuf(),
+      upBid: -1,
+      downBid: -1,
       upLen: 0,
       upSent: 0,
       downLen: 0,
@@ -242,13 +270,21 @@ function completed(userData: number, res: number, flags: number): void {
     }
   } else if (kind === K_RECV_UP || kind === K_RECV_DOWN) {
     const up = kind === K_RECV_UP;
-    if (res < 0 || pair.failed) fail(pair, id);
-    else if (res === 0) ended(pair, id, up);
-    else {
-      if (up) pair.upLen = res;
-      else pair.downLen = res;
-      if (up) pair.upSent = 0;
-      else pair.downSent = 0;
+    const bid = BufferGroup.idOf(flags);
+    if (res === NO_BUFFERS && !pair.failed) starved.push(id * 2 + (up ? 1 : 0));
+    else if (res < 0 || pair.failed) {
+      if (bid >= 0) giveBack(bid);
+      fail(pair, id);
+    } else if (res === 0) ended(pair, id, up);
+    else if (up) {
+      pair.upBid = bid;
+      pair.upLen = res;
+      pair.upSent = 0;
+      send(pair, id, up);
+    } else {
+      pair.downBid = bid;
+      pair.downLen = res;
+      pair.downSent = 0;
       send(pair, id, up);
     }
   } else if (kind === K_SEND_UP || kind === K_SEND_DOWN) {
@@ -258,11 +294,21 @@ function completed(userData: number, res: number, flags: number): void {
     } else if (up) {
       pair.upSent += res;
       if (pair.upSent < pair.upLen) send(pair, id, true);
-      else recv(pair, id, true);
+      else {
+        const bid = pair.upBid;
+        pair.upBid = -1;
+        giveBack(bid);
+        recv(pair, id, true);
+      }
     } else {
       pair.downSent += res;
       if (pair.downSent < pair.downLen) send(pair, id, false);
-      else recv(pair, id, false);
+      else {
+        const bid = pair.downBid;
+        pair.downBid = -1;
+        giveBack(bid);
+        recv(pair, id, false);
+      }
     }
   }
   release(pair, id);
