@@ -103,9 +103,12 @@ export class BufferGroup {
   readonly #bufs: Uint8Array;
   readonly #bufsAddr: number;
   readonly #entries: DataView;
+  /** The ring's tail, which is the first entry's `resv` field. */
+  readonly #tailCell: Uint16Array;
   readonly #mask: number;
   #tail = 0;
 
+  /** Made by {@linkcode Ring.bufferGroup}, which registers `entries` with the kernel. */
   constructor(id: number, count: number, size: number, ring: Ring, entries: Uint8Array) {
     this.id = id;
     this.size = size;
@@ -114,6 +117,7 @@ export class BufferGroup {
     this.#bufs = bufs.buf;
     this.#bufsAddr = bufs.addr;
     this.#entries = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
+    this.#tailCell = new Uint16Array(entries.buffer, entries.byteOffset + 14, 1);
     for (let bid = 0; bid < count; bid++) this.#put(bid);
     this.#publish();
   }
@@ -151,13 +155,7 @@ export class BufferGroup {
   }
 
   #publish(): void {
-    // The ring's tail is the first entry's `resv` field.
-    const view = this.#entries;
-    Atomics.store(
-      new Uint16Array(view.buffer, view.byteOffset + 14, 1),
-      0,
-      this.#tail,
-    );
+    Atomics.store(this.#tailCell, 0, this.#tail);
   }
 }
 
