@@ -42,6 +42,19 @@ function next(ring: Ring): { userData: number; res: number; flags: number } {
   }
 }
 
+/** A TCP socket made and connected to 127.0.0.1:`port` by ring operations; its descriptor. */
+function connectedSocket(ring: Ring, port: number): number {
+  ring.queue({ op: OP_SOCKET, fd: AF_INET, off: SOCK_STREAM, userData: 1 });
+  const socket = next(ring);
+  assert.equal(socket.userData, 1);
+  assert.ok(socket.res >= 0, `socket: ${socket.res}`);
+  const addr = ring.pin(16);
+  addr.buf.set(encodeSockaddr({ hostname: "127.0.0.1", port })!);
+  ring.queue({ op: OP_CONNECT, fd: socket.res, addr: addr.addr, off: 16, userData: 2 });
+  assert.deepEqual(next(ring), { userData: 2, res: 0, flags: 0 });
+  return socket.res;
+}
+
 Deno.test("Ring: a no-op comes back with its user data, beyond 32 bits", () => {
   const ring = openRing();
   if (ring === undefined) return;
@@ -87,15 +100,7 @@ Deno.test("Ring: socket, connect, send, recv and close as ring operations, on lo
       );
       conn.close();
     })();
-    ring.queue({ op: OP_SOCKET, fd: AF_INET, off: SOCK_STREAM, userData: 1 });
-    const socket = next(ring);
-    assert.equal(socket.userData, 1);
-    assert.ok(socket.res >= 0, `socket: ${socket.res}`);
-    const fd = socket.res;
-    const addr = ring.pin(16);
-    addr.buf.set(encodeSockaddr({ hostname: "127.0.0.1", port: listener.addr.port })!);
-    ring.queue({ op: OP_CONNECT, fd, addr: addr.addr, off: 16, userData: 2 });
-    assert.deepEqual(next(ring), { userData: 2, res: 0, flags: 0 });
+    const fd = connectedSocket(ring, listener.addr.port);
     const out = ring.pin(4);
     out.buf.set(new TextEncoder().encode("ping"));
     ring.queue({ op: OP_SEND, fd, addr: out.addr, len: 4, opFlags: MSG_NOSIGNAL, userData: 3 });
@@ -123,12 +128,7 @@ Deno.test("Ring: a completion wakes an epoll set holding the ring, and is there 
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const ep = libc.epollCreate1(0);
   try {
-    ring.queue({ op: OP_SOCKET, fd: AF_INET, off: SOCK_STREAM, userData: 1 });
-    const fd = next(ring).res;
-    const addr = ring.pin(16);
-    addr.buf.set(encodeSockaddr({ hostname: "127.0.0.1", port: listener.addr.port })!);
-    ring.queue({ op: OP_CONNECT, fd, addr: addr.addr, off: 16, userData: 2 });
-    assert.equal(next(ring).res, 0);
+    const fd = connectedSocket(ring, listener.addr.port);
     const server = await listener.accept();
     const event = new Uint8Array(16);
     new DataView(event.buffer).setUint32(0, EPOLLIN, true);
@@ -161,12 +161,7 @@ Deno.test("BufferGroup: receives take a provided buffer when data comes, and it 
   try {
     const group = ring.bufferGroup(7, 2, 64);
     assert.ok(!("unavailable" in group), "unavailable" in group ? group.unavailable : "");
-    ring.queue({ op: OP_SOCKET, fd: AF_INET, off: SOCK_STREAM, userData: 1 });
-    const fd = next(ring).res;
-    const addr = ring.pin(16);
-    addr.buf.set(encodeSockaddr({ hostname: "127.0.0.1", port: listener.addr.port })!);
-    ring.queue({ op: OP_CONNECT, fd, addr: addr.addr, off: 16, userData: 2 });
-    assert.equal(next(ring).res, 0);
+    const fd = connectedSocket(ring, listener.addr.port);
     const server = await listener.accept();
     const recv = (userData: number) =>
       ring.queue({
