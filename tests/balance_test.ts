@@ -171,19 +171,21 @@ for (const algorithm of ["source-hash", "maglev"]) {
     }
     assert.equal(new Set(viaFirst.values()).size, 3, "40 client IPs reach all 3 backends");
 
-    // A backend goes away: only its clients move, to where the pure module says.
+    // A backend goes away: every client goes where the pure module says over the other two.
+    // Under source-hash only its clients move; Maglev's table moves at most a few of the others
+    // too (simulated over 300 sets of backend ports: one client in 2 of them, none in 298).
     backends[1].stop();
     const afterStop = await dialFrom(first.port, SOURCES);
     const remaining = members.filter((_, i) => i !== 1);
+    let othersMoved = 0;
     for (const source of SOURCES) {
       const before = viaFirst.get(source)!;
       const after = afterStop.get(source)!;
-      if (before !== "b") assert.equal(after, before, source);
-      else {
-        const expected = expectedPick(algorithm, remaining, source);
-        assert.equal(backends.find((backend) => backend.addr === expected)?.name, after, source);
-      }
+      const expected = expectedPick(algorithm, remaining, source);
+      assert.equal(backends.find((backend) => backend.addr === expected)?.name, after, source);
+      if (before !== "b" && after !== before) othersMoved++;
     }
+    assert.ok(othersMoved <= (algorithm === "maglev" ? 2 : 0), `${othersMoved} others moved`);
   });
 }
 
