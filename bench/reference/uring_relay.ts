@@ -20,6 +20,17 @@
  */
 
 import {
+  AF_INET,
+  encodeSockaddr,
+  IPPROTO_TCP,
+  SHUT_WR,
+  SO_REUSEADDR,
+  SOCK_STREAM,
+  SOL_SOCKET,
+  TCP_NODELAY,
+} from "../../net/_libc.ts";
+import { denoLibc } from "../../net/_libc_deno.ts";
+import {
   ACCEPT_MULTISHOT,
   BufferGroup,
   CQE_F_MORE,
@@ -43,20 +54,8 @@ if (!(listenPort > 0 && backendPort > 0)) {
   Deno.exit(2);
 }
 
-const lib = Deno.dlopen("libc.so.6", {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  listen: { parameters: ["i32", "i32"], result: "i32" },
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-});
-const c = lib.symbols;
-
-const AF_INET = 2;
-const SOCK_STREAM = 1;
-const SHUT_WR = 1;
 const SHUT_RDWR = 2;
 const MSG_NOSIGNAL = 0x4000;
-
 /** Ring entries; completions are four times as many. */
 const ENTRIES = 4096;
 /** Bytes of each buffer the kernel picks for a receive. */
@@ -64,44 +63,33 @@ const BUF = 16384;
 /** Buffers in the group receives pick from (a power of two). */
 const BUFS = 1024;
 
-function sockaddrIn(port: number): Uint8Array {
-  const addr = new Uint8Array(16);
-  const view = new DataView(addr.buffer);
-  view.setUint16(0, AF_INET, true);
-  view.setUint16(2, port, false);
-  addr.set([127, 0, 0, 1], 4);
-  return addr;
-}
-
-const intOne = new Uint8Array(new Int32Array([1]).buffer);
-const listenFd = c.socket(AF_INET, SOCK_STREAM, 0);
-c.setsockopt(listenFd, 1, 2, intOne, 4); // SO_REUSEADDR
-if (c.bind(listenFd, sockaddrIn(listenPort), 16) < 0 || c.listen(listenFd, 4096) < 0) {
-  console.error(`uring_relay: cannot listen on 127.0.0.1:${listenPort}`);
+/** Says why the relay cannot run, and stops. */
+function fatal(message: string): never {
+  console.error(`uring_relay: ${message}`);
   Deno.exit(1);
 }
 
+const loaded = denoLibc();
+if ("unavailable" in loaded) fatal(`no C library: ${loaded.unavailable}`);
+const libc = loaded;
 const sys = denoRingSys();
 const opened = "unavailable" in sys ? sys : Ring.open(sys, ENTRIES);
-if ("unavailable" in opened) {
-  console.error(`uring_relay: no io_uring: ${opened.unavailable}`);
-  Deno.exit(1);
-}
+if ("unavailable" in opened) fatal(`no io_uring: ${opened.unavailable}`);
 const ring = opened;
+// Receives take a buffer only when data comes: an idle connection holds none.
+const registered = ring.bufferGroup(1, BUFS, BUF);
+if ("unavailable" in registered) fatal(`no io_uring buffer ring: ${registered.unavailable}`);
+const group = registered;
 
-/** Queues one operation; a full queue is handed to the kernel first. */
-function queue(
-  op: number,
-  fd: number,
-  addr: number,
-  len: number,
-  opFlags: number,
-  userData: number,
-  ioprio = 0,
-  off = 0,
-): void {
-  push({ op, fd, addr, len, opFlags, userData, ioprio, off });
+const one = new Uint8Array(new Int32Array([1]).buffer);
+const listenFd = libc.socket(AF_INET, SOCK_STREAM, 0);
+libc.setsockopt(listenFd, SOL_SOCKET, SO_REUSEADDR, one);
+const listenAddr = encodeSockaddr({ hostname: "127.0.0.1", port: listenPort })!;
+if (libc.bind(listenFd, listenAddr) < 0 || libc.listen(listenFd, 4096) < 0) {
+  fatal(`cannot listen on 127.0.0.1:${listenPort}`);
 }
+const backend = ring.pin(16);
+backend.buf.set(encodeSockaddr({ hostname: "127.0.0.1", port: backendPort })!);
 
 /** Queues `sqe`; a full queue is handed to the kernel first. */
 function push(sqe: Sqe): void {
@@ -111,33 +99,22 @@ function push(sqe: Sqe): void {
   }
 }
 
-// Receives take a buffer only when data comes: an idle connection holds none.
-const registered = ring.bufferGroup(1, BUFS, BUF);
-if ("unavailable" in registered) {
-  console.error(`uring_relay: no io_uring buffer ring: ${registered.unavailable}`);
-  Deno.exit(1);
+/** One direction of a pair: what it received and is sending on. */
+interface Dir {
+  /** The buffer it holds while it sends what it received, or -1. */
+  bid: number;
+  /** Bytes received into it, and sent on so far. */
+  len: number;
+  sent: number;
+  done: boolean;
 }
-const group = registered;
-/** Receives that found no buffer free, as `id * 2 + up`: made again as buffers come back. */
-const starved: number[] = [];
-const backend = ring.pin(16);
-backend.buf.set(sockaddrIn(backendPort));
-const backendAddr = backend.addr;
 
 /** One client and its backend connection. User data: `id * 16 + kind`. */
 interface Pair {
   client: number;
   server: number;
-  /** The buffer each direction holds while it sends what it received, or -1. */
-  upBid: number;
-  downBid: number;
-  /** Bytes received, and sent so far, of each direction's buffer. */
-  upLen: number;
-  upSent: number;
-  downLen: number;
-  downSent: number;
-  upDone: boolean;
-  downDone: boolean;
+  up: Dir;
+  down: Dir;
   failed: boolean;
   /** Operations in flight. */
   inFlight: number;
@@ -153,13 +130,25 @@ const K_SHUTDOWN = 7;
 const K_CLOSE = 8;
 const pairs: (Pair | undefined)[] = [];
 const freeIds: number[] = [];
+/** Receives that found no buffer free, as `id * 2 + up`: made again as buffers come back. */
+const starved: number[] = [];
+
+function newDir(): Dir {
+  return { bid: -1, len: 0, sent: 0, done: false };
+}
 
 function accept(): void {
-  queue(OP_ACCEPT, listenFd, 0, 0, 0, K_ACCEPT, ACCEPT_MULTISHOT);
+  push({ op: OP_ACCEPT, fd: listenFd, ioprio: ACCEPT_MULTISHOT, userData: K_ACCEPT });
+}
+
+/** Queues `sqe` on behalf of `pair` (counted in flight until it completes). */
+function pushFor(pair: Pair, sqe: Sqe): void {
+  push(sqe);
+  pair.inFlight++;
 }
 
 function recv(pair: Pair, id: number, up: boolean): void {
-  push({
+  pushFor(pair, {
     op: OP_RECV,
     fd: up ? pair.client : pair.server,
     len: BUF,
@@ -167,7 +156,22 @@ function recv(pair: Pair, id: number, up: boolean): void {
     bufGroup: group.id,
     userData: id * 16 + (up ? K_RECV_UP : K_RECV_DOWN),
   });
-  pair.inFlight++;
+}
+
+function send(pair: Pair, id: number, up: boolean): void {
+  const dir = up ? pair.up : pair.down;
+  pushFor(pair, {
+    op: OP_SEND,
+    fd: up ? pair.server : pair.client,
+    addr: group.addressOf(dir.bid) + dir.sent,
+    len: dir.len - dir.sent,
+    opFlags: MSG_NOSIGNAL,
+    userData: id * 16 + (up ? K_SEND_UP : K_SEND_DOWN),
+  });
+}
+
+function shutdown(pair: Pair, id: number, fd: number, how: number): void {
+  if (fd >= 0) pushFor(pair, { op: OP_SHUTDOWN, fd, len: how, userData: id * 16 + K_SHUTDOWN });
 }
 
 /** Gives buffer `bid` back, and makes a receive that found none again. */
@@ -182,31 +186,17 @@ function giveBack(bid: number): void {
   else recv(pair, id, (waiting & 1) === 1);
 }
 
-function send(pair: Pair, id: number, up: boolean): void {
-  const fd = up ? pair.server : pair.client;
-  const sent = up ? pair.upSent : pair.downSent;
-  const len = (up ? pair.upLen : pair.downLen) - sent;
-  const buf = group.addressOf(up ? pair.upBid : pair.downBid) + sent;
-  queue(OP_SEND, fd, buf, len, MSG_NOSIGNAL, id * 16 + (up ? 5 : 6));
-  pair.inFlight++;
-}
-
-function shutdown(pair: Pair, id: number, fd: number, how: number): void {
-  if (fd < 0) return;
-  queue(OP_SHUTDOWN, fd, 0, how, 0, id * 16 + K_SHUTDOWN);
-  pair.inFlight++;
-}
-
 /** A direction reached its end: its destination's write side is shut, unless both are done. */
 function ended(pair: Pair, id: number, up: boolean): void {
-  if (up) pair.upDone = true;
-  else pair.downDone = true;
-  if (!(pair.upDone && pair.downDone)) shutdown(pair, id, up ? pair.server : pair.client, SHUT_WR);
+  (up ? pair.up : pair.down).done = true;
+  if (!(pair.up.done && pair.down.done)) {
+    shutdown(pair, id, up ? pair.server : pair.client, SHUT_WR);
+  }
 }
 
 /** An error: both sockets are shut both ways, which ends the receives in flight. */
 function fail(pair: Pair, id: number): void {
-  pair.upDone = pair.downDone = true;
+  pair.up.done = pair.down.done = true;
   if (pair.failed) return;
   pair.failed = true;
   shutdown(pair, id, pair.client, SHUT_RDWR);
@@ -215,13 +205,33 @@ function fail(pair: Pair, id: number): void {
 
 /** Closes both sides once nothing is in flight and both directions are done. */
 function release(pair: Pair, id: number): void {
-  if (pair.inFlight > 0 || !(pair.upDone && pair.downDone)) return;
-  queue(OP_CLOSE, pair.client, 0, 0, 0, K_CLOSE);
-  if (pair.server >= 0) queue(OP_CLOSE, pair.server, 0, 0, 0, K_CLOSE);
+  if (pair.inFlight > 0 || !(pair.up.done && pair.down.done)) return;
+  push({ op: OP_CLOSE, fd: pair.client, userData: K_CLOSE });
+  if (pair.server >= 0) push({ op: OP_CLOSE, fd: pair.server, userData: K_CLOSE });
   pairs[id] = undefined;
-  if (pair.upBid >= 0) giveBack(pair.upBid);
-  if (pair.downBid >= 0) giveBack(pair.downBid);
+  if (pair.up.bid >= 0) giveBack(pair.up.bid);
+  if (pair.down.bid >= 0) giveBack(pair.down.bid);
   freeIds.push(id);
+}
+
+/** What a receive of `dir` brought: `res` bytes in buffer `bid`, sent on. */
+function received(pair: Pair, id: number, up: boolean, res: number, bid: number): void {
+  const dir = up ? pair.up : pair.down;
+  dir.bid = bid;
+  dir.len = res;
+  dir.sent = 0;
+  send(pair, id, up);
+}
+
+/** `res` bytes of `dir` went out: the rest goes next, or its buffer back and a new receive. */
+function sent(pair: Pair, id: number, up: boolean, res: number): void {
+  const dir = up ? pair.up : pair.down;
+  dir.sent += res;
+  if (dir.sent < dir.len) return send(pair, id, up);
+  const bid = dir.bid;
+  dir.bid = -1;
+  giveBack(bid);
+  recv(pair, id, up);
 }
 
 function completed(userData: number, res: number, flags: number): void {
@@ -234,19 +244,13 @@ function completed(userData: number, res: number, flags: number): void {
     const pair: Pair = {
       client: res,
       server: -1,
-      upBid: -1,
-      downBid: -1,
-      upLen: 0,
-      upSent: 0,
-      downLen: 0,
-      downSent: 0,
-      upDone: false,
-      downDone: false,
+      up: newDir(),
+      down: newDir(),
       failed: false,
-      inFlight: 1,
+      inFlight: 0,
     };
     pairs[next] = pair;
-    queue(OP_SOCKET, AF_INET, 0, 0, 0, next * 16 + K_SOCKET, 0, SOCK_STREAM);
+    pushFor(pair, { op: OP_SOCKET, fd: AF_INET, off: SOCK_STREAM, userData: next * 16 + K_SOCKET });
     return;
   }
   if (kind === K_CLOSE) return;
@@ -257,9 +261,14 @@ function completed(userData: number, res: number, flags: number): void {
       fail(pair, id);
     } else {
       pair.server = res;
-      c.setsockopt(res, 6, 1, intOne, 4); // TCP_NODELAY, as HAProxy sets it
-      queue(OP_CONNECT, res, backendAddr, 0, 0, id * 16 + K_CONNECT, 0, 16);
-      pair.inFlight++;
+      libc.setsockopt(res, IPPROTO_TCP, TCP_NODELAY, one); // as HAProxy sets it
+      pushFor(pair, {
+        op: OP_CONNECT,
+        fd: res,
+        addr: backend.addr,
+        off: backend.buf.length,
+        userData: id * 16 + K_CONNECT,
+      });
     }
   } else if (kind === K_CONNECT) {
     if (res < 0) {
@@ -276,40 +285,10 @@ function completed(userData: number, res: number, flags: number): void {
       if (bid >= 0) giveBack(bid);
       fail(pair, id);
     } else if (res === 0) ended(pair, id, up);
-    else if (up) {
-      pair.upBid = bid;
-      pair.upLen = res;
-      pair.upSent = 0;
-      send(pair, id, up);
-    } else {
-      pair.downBid = bid;
-      pair.downLen = res;
-      pair.downSent = 0;
-      send(pair, id, up);
-    }
+    else received(pair, id, up, res, bid);
   } else if (kind === K_SEND_UP || kind === K_SEND_DOWN) {
-    const up = kind === K_SEND_UP;
-    if (res < 0 || pair.failed) {
-      fail(pair, id);
-    } else if (up) {
-      pair.upSent += res;
-      if (pair.upSent < pair.upLen) send(pair, id, true);
-      else {
-        const bid = pair.upBid;
-        pair.upBid = -1;
-        giveBack(bid);
-        recv(pair, id, true);
-      }
-    } else {
-      pair.downSent += res;
-      if (pair.downSent < pair.downLen) send(pair, id, false);
-      else {
-        const bid = pair.downBid;
-        pair.downBid = -1;
-        giveBack(bid);
-        recv(pair, id, false);
-      }
-    }
+    if (res < 0 || pair.failed) fail(pair, id);
+    else sent(pair, id, kind === K_SEND_UP, res);
   }
   release(pair, id);
 }
@@ -317,9 +296,6 @@ function completed(userData: number, res: number, flags: number): void {
 accept();
 for (;;) {
   const err = ring.submit(1);
-  if (err < 0) {
-    console.error(`uring_relay: io_uring_enter failed (errno ${-err})`);
-    Deno.exit(1);
-  }
+  if (err < 0) fatal(`io_uring_enter failed (errno ${-err})`);
   ring.complete(completed);
 }
