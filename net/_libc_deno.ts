@@ -74,16 +74,24 @@ export function openLibc<S extends Deno.ForeignLibraryInterface>(
   }
 }
 
-/** The C library of this process, or why the epoll engine cannot run here (see {@linkcode openLibc}). */
+/**
+ * The calling thread's `errno`, read through a typed array over it: a plain load, where
+ * `UnsafePointerView.getInt32` is a call. `location` is what `__errno_location()` returned on
+ * this thread; a module that uses it runs on one thread (a Worker loads its own copy).
+ */
+export function errnoCell(location: Deno.PointerValue): Int32Array {
+  return new Int32Array(Deno.UnsafePointerView.getArrayBuffer(location!, 4));
+}
+
+/**
+ * The C library of this process, or why the epoll engine cannot run here (see
+ * {@linkcode openLibc}).
+ */
 export function denoLibc(): Libc | { unavailable: string } {
   const lib = openLibc(SYMBOLS);
   if ("unavailable" in lib) return lib;
   const c = lib.symbols;
-  // errno is per thread; this module runs on one thread (a Worker loads its own copy). Read
-  // through a typed array over it: a plain load, where `UnsafePointerView.getInt32` is a call.
-  const errnoCell = new Int32Array(
-    Deno.UnsafePointerView.getArrayBuffer(c.__errno_location()!, 4),
-  );
+  const errno = errnoCell(c.__errno_location());
   const packed = Deno.build.arch === "x86_64";
   return {
     socket: (domain, type, protocol) => c.socket(domain, type, protocol),
@@ -108,7 +116,7 @@ export function denoLibc(): Libc | { unavailable: string } {
       c.epoll_wait(epfd, events, maxEvents, timeoutMs),
     epollPoll: (epfd, events, maxEvents, timeoutMs) =>
       c.epoll_poll(epfd, events, maxEvents, timeoutMs),
-    errno: () => errnoCell[0],
+    errno: () => errno[0],
     runtimeTurn: makeRuntimeTurn(),
     eventSize: packed ? 12 : 16,
     eventDataOffset: packed ? 4 : 8,

@@ -5,7 +5,7 @@
  * 1 µs before it does anything; a bare relay on one ring (`bench/reference/uring_relay.ts`) made
  * new connections at 1.22x HAProxy's rate, where the epoll engine, one call per operation, made
  * 0.95x (docs/benchmarks.md). This module is the ring alone, for an engine to build on; how a
- * runtime reaches the three system calls it needs is {@linkcode RingSys} (`_uring_deno.ts`).
+ * runtime reaches the system calls and memory it needs is {@linkcode RingSys} (`_uring_deno.ts`).
  *
  * Addresses handed to the kernel stay in use after the call that passes them: they must point
  * into memory that neither moves nor is collected meanwhile. {@linkcode Ring.pin} gives such
@@ -35,7 +35,6 @@ export interface RingSys {
 /** The operations l4chat uses (`enum io_uring_op`). */
 export const OP_NOP = 0;
 export const OP_ACCEPT = 13;
-export const OP_ASYNC_CANCEL = 14;
 export const OP_CONNECT = 16;
 export const OP_CLOSE = 19;
 export const OP_SEND = 26;
@@ -70,6 +69,12 @@ const TWO_32 = 4294967296;
 const REGISTER_PBUF_RING = 22;
 const PAGE = 4096;
 
+/** Writes `value` (up to 2^53) as a little-endian u64 into `words` at word `at`. */
+function put64(words: Uint32Array, at: number, value: number): void {
+  words[at] = value % TWO_32;
+  words[at + 1] = Math.floor(value / TWO_32);
+}
+
 /** One submission: the fields of `struct io_uring_sqe` that socket operations use. */
 export interface Sqe {
   op: number;
@@ -102,9 +107,9 @@ export class BufferGroup {
   readonly size: number;
   readonly #bufs: Uint8Array;
   readonly #bufsAddr: number;
-  readonly #entries: DataView;
-  /** The ring's tail, which is the first entry's `resv` field. */
-  readonly #tailCell: Uint16Array;
+  /** The ring's entries (`struct io_uring_buf`, 16 bytes), as words and as halves. */
+  readonly #words: Uint32Array;
+  readonly #halves: Uint16Array;
   readonly #mask: number;
   #tail = 0;
 
@@ -116,8 +121,8 @@ export class BufferGroup {
     const bufs = ring.pin(count * size);
     this.#bufs = bufs.buf;
     this.#bufsAddr = bufs.addr;
-    this.#entries = new DataView(entries.buffer, entries.byteOffset, entries.byteLength);
-    this.#tailCell = new Uint16Array(entries.buffer, entries.byteOffset + 14, 1);
+    this.#words = new Uint32Array(entries.buffer, entries.byteOffset, count * 4);
+    this.#halves = new Uint16Array(entries.buffer, entries.byteOffset, count * 8);
     for (let bid = 0; bid < count; bid++) this.#put(bid);
     this.#publish();
   }
@@ -145,17 +150,17 @@ export class BufferGroup {
 
   #put(bid: number): void {
     // struct io_uring_buf { u64 addr; u32 len; u16 bid; u16 resv; }
-    const at = (this.#tail & this.#mask) * 16;
-    const addr = this.addressOf(bid);
-    this.#entries.setUint32(at, addr % TWO_32, true);
-    this.#entries.setUint32(at + 4, Math.floor(addr / TWO_32), true);
-    this.#entries.setUint32(at + 8, this.size, true);
-    this.#entries.setUint16(at + 12, bid, true);
+    const at = (this.#tail & this.#mask) * 4;
+    put64(this.#words, at, this.addressOf(bid));
+    this.#words[at + 2] = this.size;
+    // Not the whole word: the first entry's `resv` is the ring's tail.
+    this.#halves[at * 2 + 6] = bid;
     this.#tail = (this.#tail + 1) & 0xffff;
   }
 
   #publish(): void {
-    Atomics.store(this.#tailCell, 0, this.#tail);
+    // The ring's tail is the first entry's `resv` field.
+    Atomics.store(this.#halves, 7, this.#tail);
   }
 }
 
@@ -265,13 +270,11 @@ export class Ring {
     const entries = pinned.buf.subarray(skip, skip + count * 16);
     const entriesAddr = pinned.addr + skip;
     // struct io_uring_buf_reg { u64 ring_addr; u32 ring_entries; u16 bgid; u16 flags; u64 resv[3]; }
-    const reg = new Uint8Array(40);
-    const view = new DataView(reg.buffer);
-    view.setUint32(0, entriesAddr % TWO_32, true);
-    view.setUint32(4, Math.floor(entriesAddr / TWO_32), true);
-    view.setUint32(8, count, true);
-    view.setUint16(12, id, true);
-    const res = this.#sys.register(this.#fd, REGISTER_PBUF_RING, reg, 1);
+    const reg = new Uint32Array(10);
+    put64(reg, 0, entriesAddr);
+    reg[2] = count;
+    reg[3] = id;
+    const res = this.#sys.register(this.#fd, REGISTER_PBUF_RING, new Uint8Array(reg.buffer), 1);
     if (res < 0) return { unavailable: `cannot register buffer group ${id} (errno ${-res})` };
     return new BufferGroup(id, count, size, this, entries);
   }
@@ -284,16 +287,11 @@ export class Ring {
     sqes.fill(0, at, at + 16);
     sqes[at] = sqe.op | ((sqe.sqeFlags ?? 0) << 8) | ((sqe.ioprio ?? 0) << 16);
     sqes[at + 1] = sqe.fd;
-    const off = sqe.off ?? 0;
-    sqes[at + 2] = off % TWO_32;
-    sqes[at + 3] = Math.floor(off / TWO_32);
-    const addr = sqe.addr ?? 0;
-    sqes[at + 4] = addr % TWO_32;
-    sqes[at + 5] = Math.floor(addr / TWO_32);
+    put64(sqes, at + 2, sqe.off ?? 0);
+    put64(sqes, at + 4, sqe.addr ?? 0);
     sqes[at + 6] = sqe.len ?? 0;
     sqes[at + 7] = sqe.opFlags ?? 0;
-    sqes[at + 8] = sqe.userData % TWO_32;
-    sqes[at + 9] = Math.floor(sqe.userData / TWO_32);
+    put64(sqes, at + 8, sqe.userData);
     sqes[at + 10] = sqe.bufGroup ?? 0;
     this.#sqTail = (this.#sqTail + 1) >>> 0;
     this.#queued++;

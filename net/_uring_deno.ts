@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { openLibc } from "./_libc_deno.ts";
+import { errnoCell, openLibc } from "./_libc_deno.ts";
 import type { RingSys } from "./_uring.ts";
 
 const SYS_IO_URING_SETUP = 425n;
@@ -29,16 +29,16 @@ export function denoRingSys(): RingSys | { unavailable: string } {
   const lib = openLibc(SYMBOLS);
   if ("unavailable" in lib) return lib;
   const c = lib.symbols;
-  // `syscall` returns -1 and leaves the reason in errno (of this thread: the ring's one).
-  const errno = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(c.__errno_location()!, 4));
-  const result = (res: number | bigint) => Number(res) === -1 ? -errno[0] : Number(res);
+  const errno = errnoCell(c.__errno_location());
   const addressOf = (buf: Uint8Array) =>
     Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+  /** System call `nr` with up to four arguments: its result, or -errno (`syscall` gives -1). */
+  const call = (nr: bigint, a: number, b: number, c3 = 0, d = 0) => {
+    const res = Number(c.syscall(nr, BigInt(a), BigInt(b), BigInt(c3), BigInt(d), 0n, 0n));
+    return res === -1 ? -errno[0] : res;
+  };
   return {
-    setup: (entries, params) =>
-      result(
-        c.syscall(SYS_IO_URING_SETUP, BigInt(entries), BigInt(addressOf(params)), 0n, 0n, 0n, 0n),
-      ),
+    setup: (entries, params) => call(SYS_IO_URING_SETUP, entries, addressOf(params)),
     map(fd, bytes, offset) {
       const ptr = c.mmap(
         null,
@@ -52,29 +52,9 @@ export function denoRingSys(): RingSys | { unavailable: string } {
       return Deno.UnsafePointerView.getArrayBuffer(ptr, bytes);
     },
     enter: (fd, toSubmit, minComplete, flags) =>
-      result(
-        c.syscall(
-          SYS_IO_URING_ENTER,
-          BigInt(fd),
-          BigInt(toSubmit),
-          BigInt(minComplete),
-          BigInt(flags),
-          0n,
-          0n,
-        ),
-      ),
+      call(SYS_IO_URING_ENTER, fd, toSubmit, minComplete, flags),
     register: (fd, opcode, arg, nrArgs) =>
-      result(
-        c.syscall(
-          SYS_IO_URING_REGISTER,
-          BigInt(fd),
-          BigInt(opcode),
-          BigInt(addressOf(arg)),
-          BigInt(nrArgs),
-          0n,
-          0n,
-        ),
-      ),
+      call(SYS_IO_URING_REGISTER, fd, opcode, addressOf(arg), nrArgs),
     addressOf,
     close: (fd) => void c.close(fd),
   };
