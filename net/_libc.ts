@@ -84,6 +84,9 @@ export const IPPROTO_TCP = 6;
 export const TCP_NODELAY = 1;
 export const TCP_QUICKACK = 12;
 export const SHUT_WR = 1;
+export const SHUT_RDWR = 2;
+/** `send`'s flag: a closed peer is an error, never a signal. */
+export const MSG_NOSIGNAL = 0x4000;
 export const EPOLL_CTL_ADD = 1;
 export const EPOLL_CTL_MOD = 3;
 export const EPOLLIN = 0x1;

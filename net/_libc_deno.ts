@@ -8,9 +8,7 @@
  *
  * @module
  */
-import type { Libc } from "./_libc.ts";
-
-const MSG_NOSIGNAL = 0x4000;
+import { type Libc, MSG_NOSIGNAL } from "./_libc.ts";
 
 const SYMBOLS = {
   socket: { parameters: ["i32", "i32", "i32"], result: "i32" },

@@ -13,12 +13,15 @@ import {
   SQE_BUFFER_SELECT,
 } from "./_uring.ts";
 import { denoRingSys } from "./_uring_deno.ts";
-import { encodeSockaddr, EPOLL_CTL_ADD, EPOLLIN } from "./_libc.ts";
+import {
+  AF_INET,
+  encodeSockaddr,
+  EPOLL_CTL_ADD,
+  EPOLLIN,
+  MSG_NOSIGNAL,
+  SOCK_STREAM,
+} from "./_libc.ts";
 import { denoLibc } from "./_libc_deno.ts";
-
-const AF_INET = 2;
-const SOCK_STREAM = 1;
-const MSG_NOSIGNAL = 0x4000;
 
 /** This machine's ring, or undefined (with a warning) where io_uring is missing or forbidden. */
 function openRing(entries = 64): Ring | undefined {

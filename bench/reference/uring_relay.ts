@@ -23,6 +23,8 @@ import {
   AF_INET,
   encodeSockaddr,
   IPPROTO_TCP,
+  MSG_NOSIGNAL,
+  SHUT_RDWR,
   SHUT_WR,
   SO_REUSEADDR,
   SOCK_STREAM,
@@ -54,8 +56,6 @@ if (!(listenPort > 0 && backendPort > 0)) {
   Deno.exit(2);
 }
 
-const SHUT_RDWR = 2;
-const MSG_NOSIGNAL = 0x4000;
 /** Ring entries; completions are four times as many. */
 const ENTRIES = 4096;
 /** Bytes of each buffer the kernel picks for a receive. */
