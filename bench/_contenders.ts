@@ -137,7 +137,7 @@ const DENO_RUN = [
 
 /** The ways l4chat runs in the benchmark. */
 export const L4CHAT_VARIANTS: readonly L4chatVariant[] = [
-  // As `deno task start` runs it: the epoll engine.
+  // As `deno task start` runs it: the engine with its sockets on io_uring where it can be.
   {
     name: "deno",
     runtime: "deno",
@@ -145,6 +145,15 @@ export const L4CHAT_VARIANTS: readonly L4chatVariant[] = [
     prefix: DENO_RUN,
     suffix: [],
     serv: true,
+  },
+  // The same engine on epoll alone, what it falls back to without io_uring.
+  {
+    name: "deno-epoll",
+    runtime: "deno",
+    cmd: Deno.execPath(),
+    prefix: DENO_RUN,
+    suffix: ["--io", "epoll"],
+    serv: false,
   },
   {
     name: "deno-runtime",

@@ -3,8 +3,8 @@
  * `docs/benchmarks.md` for what it measures and the latest figures.
  *
  * Usage: deno task bench [--quick] [--reps N] [--seconds S] [--only proxy|memory|chat]
- * [--contender none,l4chat-deno,l4chat-deno-runtime,l4chat-deno-w2,l4chat-bun,haproxy,nginx,
- * reference-c,reference-uring]   (reference-uring only when named)
+ * [--contender none,l4chat-deno,l4chat-deno-epoll,l4chat-deno-runtime,l4chat-deno-w2,l4chat-bun,
+ * haproxy,nginx,reference-c,reference-uring]   (reference-uring only when named)
  * [--clients 10,100,1000]
  * deno task bench --report bench-results/<time>.json (prints the tables of a saved run)
  *

@@ -185,9 +185,10 @@ export function parseRedisUrl(text: string, what: string): RedisUrl {
 export function ioHelp(column: number): string {
   const pad = " ".repeat(column);
   return [
-    "  --io MODE".padEnd(column) + "sockets: epoll (l4chat's own epoll loop: Linux, and Deno",
-    `${pad}with --allow-ffi), runtime (Deno's or Bun's own) or auto (epoll`,
-    `${pad}where it can run) (default: auto)`,
+    "  --io MODE".padEnd(column) + "sockets: uring (l4chat's own loop, its sockets on io_uring:",
+    `${pad}Linux 6.6+ on x86-64, Deno with --allow-ffi), epoll (that loop`,
+    `${pad}on epoll alone: Linux, Deno with --allow-ffi), runtime (Deno's or`,
+    `${pad}Bun's own) or auto (the first of these that can run) (default: auto)`,
   ].join("\n");
 }
 

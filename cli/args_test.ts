@@ -171,7 +171,7 @@ Deno.test("takeIoFlag() takes --io out of the arguments, in either form", () => 
   assert.deepEqual(takeIoFlag(["a", "b"]), { io: "auto", rest: ["a", "b"] });
   assertUsageError(
     () => takeIoFlag(["--io", "iouring"]),
-    'Cannot parse --io "iouring": expected auto, epoll, runtime',
+    'Cannot parse --io "iouring": expected auto, uring, epoll, runtime',
   );
   assertUsageError(() => takeIoFlag(["--io"]), "Missing value of --io");
 });

@@ -87,7 +87,10 @@ export const SHUT_WR = 1;
 export const SHUT_RDWR = 2;
 /** `send`'s flag: a closed peer is an error, never a signal. */
 export const MSG_NOSIGNAL = 0x4000;
+/** `send` flag: a stream socket's send completes only once every byte is taken (io_uring). */
+export const MSG_WAITALL = 0x100;
 export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CTL_DEL = 2;
 export const EPOLL_CTL_MOD = 3;
 export const EPOLLIN = 0x1;
 export const EPOLLOUT = 0x4;

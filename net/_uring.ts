@@ -35,15 +35,21 @@ export interface RingSys {
 /** The operations l4chat uses (`enum io_uring_op`). */
 export const OP_NOP = 0;
 export const OP_ACCEPT = 13;
+export const OP_ASYNC_CANCEL = 14;
 export const OP_CONNECT = 16;
 export const OP_CLOSE = 19;
 export const OP_SEND = 26;
 export const OP_RECV = 27;
 export const OP_SHUTDOWN = 34;
 export const OP_SOCKET = 45;
+export const OP_URING_CMD = 46;
+/** `URING_CMD`'s `cmd_op` on a socket: set an option (Linux 6.7+). */
+export const SOCKET_SETSOCKOPT = 3;
 
 /** `ioprio` of an accept that goes on accepting (one completion per client). */
 export const ACCEPT_MULTISHOT = 1;
+/** `ASYNC_CANCEL`'s flags: every entry on the `fd` given (`IORING_ASYNC_CANCEL_ALL | _FD`). */
+export const CANCEL_FD_ALL = 3;
 /** A completion's flag: more completions will come for the same submission (multishot). */
 export const CQE_F_MORE = 1 << 1;
 /** A completion's flag: it used a provided buffer, whose id is in the flags' upper 16 bits. */
@@ -55,7 +61,12 @@ export const NO_BUFFERS = -105;
 
 const SETUP_CQSIZE = 1 << 3;
 const SETUP_COOP_TASKRUN = 1 << 8;
+const SETUP_TASKRUN_FLAG = 1 << 9;
 const SETUP_SINGLE_ISSUER = 1 << 12;
+const SETUP_DEFER_TASKRUN = 1 << 13;
+/** `sq_flags`: completions wait to be posted by the next `io_uring_enter`. */
+const SQ_TASKRUN = 1 << 2;
+const REGISTER_EVENTFD = 4;
 const SETUP_NO_SQARRAY = 1 << 16;
 const ENTER_GETEVENTS = 1;
 const OFF_SQES = 0x10000000;
@@ -93,6 +104,9 @@ export interface Sqe {
   sqeFlags?: number;
   /** The {@linkcode BufferGroup} to pick from, with {@linkcode SQE_BUFFER_SELECT}. */
   bufGroup?: number;
+  /** A socket command's option: its length and address. */
+  optLen?: number;
+  optVal?: number;
 }
 
 /**
@@ -165,14 +179,19 @@ export class BufferGroup {
 }
 
 /**
- * An io_uring ring of one thread (`IORING_SETUP_SINGLE_ISSUER`). Completions are posted as
- * they happen, at the thread's next entry into the kernel (`IORING_SETUP_COOP_TASKRUN`), and
- * make {@linkcode Ring.fd} readable: an epoll set that holds it wakes for them, so an engine
- * can wait for its sockets and its ring in one `epoll_wait`, on any thread, and read the
- * completions without a system call. `IORING_SETUP_DEFER_TASKRUN` would post them only in
- * `io_uring_enter` (measured: the descriptor never became readable), for no gain measured
- * here (a relay on either: 1.26x and 1.34x HAProxy's new connections/s, 1.12x and 1.08x its
- * keep-alive requests/s, in the same alternating rounds).
+ * An io_uring ring of one thread (`IORING_SETUP_SINGLE_ISSUER`), in one of two ways:
+ *
+ * - By default, completions are posted at the thread's next entry into the kernel
+ *   (`IORING_SETUP_COOP_TASKRUN`) and make {@linkcode Ring.fd} readable. What waits in
+ *   {@linkcode Ring.submit} (the benchmark's reference relay) needs no more. A thread that
+ *   sleeps elsewhere is not woken to post them: the epoll engine, with the ring's descriptor in
+ *   its set and its wait on another thread, once stalled 2.9 s that way (a reply that came 2 s
+ *   after its request reached the client at 4.9 s).
+ * - `deferred`: completions wait in the kernel until the next {@linkcode Ring.submit}
+ *   (`IORING_SETUP_DEFER_TASKRUN`), {@linkcode Ring.due} says when one is worth making, and an
+ *   eventfd given to {@linkcode Ring.notify} is signalled as soon as there is something to post,
+ *   whatever the thread is doing: an epoll set that holds it wakes for that (the epoll engine's
+ *   way). The ring's own descriptor never becomes readable then (measured).
  */
 export class Ring {
   readonly #sys: RingSys;
@@ -181,6 +200,8 @@ export class Ring {
   readonly #sqes: Uint32Array;
   readonly #cqes: Int32Array;
   readonly #sqTailAt: number;
+  readonly #sqFlagsAt: number;
+  readonly #deferred: boolean;
   readonly #sqMask: number;
   readonly #sqEntries: number;
   readonly #cqHeadAt: number;
@@ -196,17 +217,20 @@ export class Ring {
   /**
    * A ring of `entries` submissions (and four times as many completions), or why there is
    * none here: no io_uring in this kernel, a kernel older than 6.6, or a sandbox (Docker's
-   * default seccomp profile forbids io_uring).
+   * default seccomp profile forbids io_uring). `deferred`: see {@linkcode Ring}.
    */
-  static open(sys: RingSys, entries: number): Ring | { unavailable: string } {
+  static open(
+    sys: RingSys,
+    entries: number,
+    options: { deferred?: boolean } = {},
+  ): Ring | { unavailable: string } {
     const params = new Uint8Array(PARAMS_BYTES);
     const view = new DataView(params.buffer);
     view.setUint32(4, entries * 4, true);
-    view.setUint32(
-      8,
-      SETUP_CQSIZE | SETUP_SINGLE_ISSUER | SETUP_COOP_TASKRUN | SETUP_NO_SQARRAY,
-      true,
-    );
+    const taskrun = options.deferred
+      ? SETUP_DEFER_TASKRUN | SETUP_TASKRUN_FLAG
+      : SETUP_COOP_TASKRUN;
+    view.setUint32(8, SETUP_CQSIZE | SETUP_SINGLE_ISSUER | taskrun | SETUP_NO_SQARRAY, true);
     const fd = sys.setup(entries, params);
     if (fd < 0) return { unavailable: `io_uring_setup failed (errno ${-fd})` };
     const sqEntries = view.getUint32(0, true);
@@ -221,7 +245,7 @@ export class Ring {
       sys.close(fd);
       return { unavailable: "cannot map the ring's memory" };
     }
-    return new Ring(sys, fd, ring, sqes, sqEntries, sqOff, cqOff, cqEntries);
+    return new Ring(sys, fd, ring, sqes, sqEntries, sqOff, cqOff, cqEntries, options.deferred);
   }
 
   private constructor(
@@ -233,8 +257,11 @@ export class Ring {
     sqOff: (field: number) => number,
     cqOff: (field: number) => number,
     cqEntries: number,
+    deferred = false,
   ) {
     this.#sys = sys;
+    this.#deferred = deferred;
+    this.#sqFlagsAt = sqOff(4) / 4;
     this.#fd = fd;
     this.#ring = new Uint32Array(ring);
     this.#sqes = new Uint32Array(sqes);
@@ -246,6 +273,11 @@ export class Ring {
     this.#cqTailAt = cqOff(1) / 4;
     this.#cqMask = this.#ring[cqOff(2) / 4];
     this.#sqTail = this.#ring[this.#sqTailAt];
+  }
+
+  /** Where `buf`'s bytes are in memory; it must stay referenced while the kernel uses them. */
+  addressOf(buf: Uint8Array): number {
+    return this.#sys.addressOf(buf);
   }
 
   /**
@@ -293,6 +325,8 @@ export class Ring {
     sqes[at + 7] = sqe.opFlags ?? 0;
     put64(sqes, at + 8, sqe.userData);
     sqes[at + 10] = sqe.bufGroup ?? 0;
+    sqes[at + 11] = sqe.optLen ?? 0;
+    if (sqe.optVal !== undefined) put64(sqes, at + 12, sqe.optVal);
     this.#sqTail = (this.#sqTail + 1) >>> 0;
     this.#queued++;
     return true;
@@ -301,6 +335,28 @@ export class Ring {
   /** The ring's descriptor: readable while completions wait (see {@linkcode Ring}). */
   get fd(): number {
     return this.#fd;
+  }
+
+  /**
+   * Whether completions wait for the next {@linkcode submit} to be posted (a deferred ring),
+   * read without a system call.
+   */
+  get due(): boolean {
+    return (Atomics.load(this.#ring, this.#sqFlagsAt) & SQ_TASKRUN) !== 0;
+  }
+
+  /**
+   * Has the kernel signal eventfd `fd` when completions are ready, or, on a deferred ring,
+   * wait to be posted: an epoll set that holds `fd` then wakes for them. 0, or -errno.
+   */
+  notify(fd: number): number {
+    const res = this.#sys.register(
+      this.#fd,
+      REGISTER_EVENTFD,
+      new Uint8Array(new Int32Array([fd]).buffer),
+      1,
+    );
+    return res < 0 ? res : 0;
   }
 
   /** Submissions queued and not yet handed to the kernel. */
@@ -315,12 +371,9 @@ export class Ring {
   submit(minComplete: number): number {
     Atomics.store(this.#ring, this.#sqTailAt, this.#sqTail);
     const queued = this.#queued;
-    const res = this.#sys.enter(
-      this.#fd,
-      queued,
-      minComplete,
-      minComplete > 0 ? ENTER_GETEVENTS : 0,
-    );
+    // A deferred ring posts its completions only when asked for events.
+    const getEvents = minComplete > 0 || this.#deferred;
+    const res = this.#sys.enter(this.#fd, queued, minComplete, getEvents ? ENTER_GETEVENTS : 0);
     if (res < 0) return res === -EINTR || res === -ETIME ? 0 : res;
     this.#queued -= Math.min(res, queued);
     return 0;

@@ -21,7 +21,8 @@ import {
 } from "./_buffer.ts";
 import { resolveAll } from "./_resolve.ts";
 import { denoLibc } from "./_libc_deno.ts";
-import { epollSockets } from "./epoll.ts";
+import { epollSockets, openRelayRing } from "./epoll.ts";
+import { denoRingSys } from "./_uring_deno.ts";
 
 const TOP_LEVEL = RELAY_BUFFER_CLASSES.length - 1;
 /** A read at least this large that does not fill the buffer still means a bulk flow. */
@@ -314,27 +315,33 @@ function serveHttp(
 }
 
 /**
- * The {@linkcode Net} of Deno. TCP goes through the epoll engine (`epoll.ts`) when `io` asks
- * for it or is `auto` and the engine can run here, else through `Deno.listen` and
- * `Deno.connect`; HTTP is `Deno.serve` either way. Throws {@linkcode NetError} when `io` is
- * `epoll` and the engine cannot run.
+ * The {@linkcode Net} of Deno. TCP goes through the epoll engine (`epoll.ts`), with its relays
+ * on an io_uring ring, when `io` asks for that or is `auto` and it can run here, else through
+ * `Deno.listen` and `Deno.connect`; HTTP is `Deno.serve` either way. Throws
+ * {@linkcode NetError} when `io` names an engine that cannot run.
  */
 export function denoNet(options: { io?: IoMode } = {}): Net {
   const io = options.io ?? "auto";
   const version = `deno ${Deno.version.deno}`;
   if (io !== "runtime") {
     const libc = denoLibc();
-    if (!("unavailable" in libc)) {
+    if ("unavailable" in libc) {
+      if (io !== "auto") {
+        throw new NetError("Other", `--io ${io} is not available: ${libc.unavailable}`);
+      }
+    } else {
+      const ring = io === "epoll" ? undefined : openRelayRing(denoRingSys());
+      if (ring !== undefined && "unavailable" in ring && io === "uring") {
+        throw new NetError("Other", `--io uring is not available: ${ring.unavailable}`);
+      }
+      const onRing = ring !== undefined && !("unavailable" in ring);
       return {
-        runtime: `${version}, epoll`,
-        io: "epoll",
-        ...epollSockets(libc),
+        runtime: `${version}, ${onRing ? "io_uring" : "epoll"}`,
+        io: onRing ? "uring" : "epoll",
+        ...epollSockets(libc, onRing ? ring : undefined),
         resolve: resolveAll,
         serveHttp,
       };
-    }
-    if (io === "epoll") {
-      throw new NetError("Other", `--io epoll is not available: ${libc.unavailable}`);
     }
   }
   return {

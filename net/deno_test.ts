@@ -2,12 +2,18 @@ import { BLACK_HOLE_OK, denoBlackHole } from "./_black_hole.ts";
 import { netContract } from "./_contract.ts";
 import { denoLibc } from "./_libc_deno.ts";
 import { denoNet } from "./deno.ts";
+import { openRelayRing } from "./epoll.ts";
+import { denoRingSys } from "./_uring_deno.ts";
 
-// Both kinds of sockets Deno can run on: its own, and the epoll engine where it can run.
+// Every kind of sockets Deno can run on: its own, the epoll engine, and that engine with its
+// relays on io_uring, where each can run.
 const libc = denoLibc();
+const noLibc = "unavailable" in libc ? libc.unavailable : undefined;
+const ring = noLibc === undefined ? openRelayRing(denoRingSys()) : { unavailable: noLibc };
 const variants = [
   { io: "runtime" as const, unavailable: undefined },
-  { io: "epoll" as const, unavailable: "unavailable" in libc ? libc.unavailable : undefined },
+  { io: "epoll" as const, unavailable: noLibc },
+  { io: "uring" as const, unavailable: "unavailable" in ring ? ring.unavailable : undefined },
 ];
 
 for (const { io, unavailable } of variants) {

@@ -21,6 +21,17 @@
  * thread switches per wake-up. The loop runs only while something is registered: a process
  * with no engine sockets has no wait pending and can exit.
  *
+ * With an io_uring ring ({@linkcode RelayRing}: `--io uring`), relays and connects leave epoll
+ * for the ring. A relay's receives and sends, a connect's `socket`, `TCP_NODELAY` and
+ * `connect`, and a close are ring entries, queued as they come and handed to the kernel by
+ * one `io_uring_enter` per turn of the loop, which also collects what completed; a receive
+ * takes a shared buffer only when data comes, so an idle relay still holds none. A socket
+ * enters the epoll set only if it is read or written to outside a relay (a PROXY header, a
+ * chat client); accepts, shutdowns and removals from the epoll set stay system calls (see
+ * {@linkcode EpollListener} and `EpollConn.shutWrite`). The kernel posts completions when the
+ * loop asks, and signals an eventfd in the epoll set when there is something to ask for, so
+ * the loop waits for its sockets and its ring in one `epoll_wait`, on either thread.
+ *
  * @module
  */
 import { getLogger } from "@logtape/logtape";
@@ -49,6 +60,7 @@ import {
   ENOBUFS,
   ENOMEM,
   EPOLL_CTL_ADD,
+  EPOLL_CTL_DEL,
   EPOLL_CTL_MOD,
   EPOLLERR,
   EPOLLET,
@@ -60,6 +72,9 @@ import {
   eventError,
   IPPROTO_TCP,
   type Libc,
+  MSG_NOSIGNAL,
+  MSG_WAITALL,
+  SHUT_RDWR,
   SHUT_WR,
   SO_ERROR,
   SO_REUSEADDR,
@@ -74,6 +89,22 @@ import {
   TCP_QUICKACK,
 } from "./_libc.ts";
 import { resolveAll } from "./_resolve.ts";
+import {
+  BufferGroup,
+  NO_BUFFERS,
+  OP_ASYNC_CANCEL,
+  OP_CLOSE,
+  OP_CONNECT,
+  OP_RECV,
+  OP_SEND,
+  OP_SOCKET,
+  OP_URING_CMD,
+  Ring,
+  type RingSys,
+  SOCKET_SETSOCKOPT,
+  type Sqe,
+  SQE_BUFFER_SELECT,
+} from "./_uring.ts";
 
 const log = getLogger(["l4chat", "net"]);
 
@@ -107,6 +138,69 @@ const LISTEN_BACKLOG = 4096;
 const ACCEPT_BACKOFF_MS = 50;
 /** The `data` of the wake-up eventfd's registration. */
 const WAKE_SLOT = 0xffffffff;
+/** The `data` of the ring's registration. */
+const RING_SLOT = 0xfffffffe;
+/**
+ * What a ring completion is for: the low 4 bits of its user data, which is
+ * `id * 16 + kind` (see {@linkcode RingUser}). The receive and send of a relay's
+ * direction differ in bit 1; up and down in bit 0.
+ */
+const K_RECV_UP = 0;
+const K_RECV_DOWN = 1;
+const K_SEND_UP = 2;
+const K_SEND_DOWN = 3;
+const K_CONNECT = 4;
+const K_SOCKET = 5;
+const K_NODELAY = 6;
+/** A completion nothing waits for: a close, a cancellation, a removal from the epoll set. */
+const K_NONE = 15;
+/** Bytes staged for the kernel until the next submission (connects' addresses). */
+const STAGING_BYTES = 64 * SOCKADDR_MAX;
+
+/** Something with entries on the ring: a relay, a connect. */
+interface RingUser {
+  /** Its id on the ring while it has one, else -1. */
+  ringId: number;
+  /** Its entries in flight. */
+  inFlight: number;
+  /** Whether it needs no more entries: its id is freed once none is in flight. */
+  readonly offRing: boolean;
+  /** Its entry of `kind` completed with `res` and `flags`. */
+  completed(kind: number, res: number, flags: number): void;
+}
+
+/** The user data of `user`'s entry of `kind`. */
+function userData(user: RingUser, kind: number): number {
+  return user.ringId * 16 + kind;
+}
+
+/** Entries of the ring relays run on (its completion queue holds four times as many). */
+const RING_ENTRIES = 4096;
+/** Buffers relays on the ring receive into, and bytes of each. */
+const RING_BUFS = 512;
+const RING_BUF_BYTES = 16 * 1024;
+
+/** The io_uring ring relays run on, and the buffers their receives pick from. */
+export interface RelayRing {
+  ring: Ring;
+  group: BufferGroup;
+}
+
+/** The ring for relays, or why there is none here. */
+export function openRelayRing(
+  sys: RingSys | { unavailable: string },
+): RelayRing | { unavailable: string } {
+  if ("unavailable" in sys) return sys;
+  // Completions are posted by the loop's next submission, which an eventfd calls for.
+  const ring = Ring.open(sys, RING_ENTRIES, { deferred: true });
+  if ("unavailable" in ring) return ring;
+  const group = ring.bufferGroup(1, RING_BUFS, RING_BUF_BYTES);
+  if ("unavailable" in group) {
+    ring.close();
+    return group;
+  }
+  return { ring, group };
+}
 const CONN_EVENTS = (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) >>> 0;
 
 /** Something registered with the {@linkcode Poller}. */
@@ -153,9 +247,42 @@ class Poller {
   #shutsNext: Flow[] = [];
   /** Whether the loop is handling a batch of events (synchronously). */
   #inBatch = false;
+  /** The ring relays run on, if there is one, and the buffers their receives pick from. */
+  readonly ring: Ring | undefined;
+  readonly group: BufferGroup | undefined;
+  /** What has entries on the ring, by id; an id is free again once none is in flight. */
+  readonly #ringUsers: (RingUser | undefined)[] = [];
+  readonly #freeRingIds: number[] = [];
+  /** Directions whose receive found no buffer free: received again as buffers come back. */
+  readonly #starved: Flow[] = [];
+  /** Memory for what the kernel reads at the next submission, and how much of it is used. */
+  readonly #staging: { buf: Uint8Array; addr: number } | undefined;
+  #stagedBytes = 0;
+  /** The entry {@linkcode pushIo} fills. */
+  readonly #io: Sqe = {
+    op: 0,
+    fd: 0,
+    addr: 0,
+    len: 0,
+    opFlags: 0,
+    userData: 0,
+    sqeFlags: 0,
+    bufGroup: 0,
+  };
+  /** An `int` 1 where the kernel can read it: an option's value. */
+  readonly #one: { buf: Uint8Array; addr: number } | undefined;
+  /** Whether the loop waits on the other thread: what is queued on the ring must go now. */
+  #parked = false;
 
-  constructor(libc: Libc) {
+  constructor(libc: Libc, ring?: RelayRing) {
     this.libc = libc;
+    this.ring = ring?.ring;
+    this.group = ring?.group;
+    this.#staging = ring?.ring.pin(STAGING_BYTES);
+    this.#one = ring?.ring.pin(4);
+    if (this.#one !== undefined) {
+      new DataView(this.#one.buf.buffer).setInt32(this.#one.buf.byteOffset, 1, true);
+    }
     this.#ep = libc.epollCreate1(SOCK_CLOEXEC);
     if (this.#ep < 0) throw errnoError(libc.errno(), "epoll_create1");
     this.#events = new Uint8Array(libc.eventSize * MAX_EVENTS);
@@ -165,6 +292,14 @@ class Poller {
     this.#wakeFd = libc.eventfd(0, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (this.#wakeFd < 0) throw errnoError(libc.errno(), "eventfd");
     this.#control(EPOLL_CTL_ADD, this.#wakeFd, EPOLLIN, WAKE_SLOT, 0);
+    if (this.ring !== undefined) {
+      const fd = libc.eventfd(0, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) throw errnoError(libc.errno(), "eventfd");
+      const res = this.ring.notify(fd);
+      if (res < 0) throw errnoError(-res, "io_uring_register");
+      // Edge-triggered: every signal is an event, and the counter is never read.
+      this.#control(EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLET, RING_SLOT, 0);
+    }
   }
 
   /** Adds `fd` for `events`; returns its slot, to be given to {@linkcode Poller.remove}. */
@@ -189,12 +324,185 @@ class Poller {
     if (this.#slots[slot] === undefined) return;
     this.#slots[slot] = undefined;
     this.#free.push(slot);
+    this.#unregistered();
+  }
+
+  #unregistered(): void {
     this.#registered--;
     // Let the loop see that nothing is left, and leave no timer, so the process can exit.
     if (this.#registered > 0) return;
     this.#stopConnectTimer();
     if (this.#looping) this.#wake();
   }
+
+  /** Queues `sqe` on the ring; a full queue is handed to the kernel first. */
+  push(sqe: Sqe): void {
+    const ring = this.ring!;
+    if (ring.queue(sqe)) return;
+    this.#submit();
+    ring.queue(sqe);
+  }
+
+  /**
+   * Queues a receive or a send: the relays' entries, through one object filled in place, so
+   * that moving a chunk allocates nothing.
+   */
+  pushIo(
+    op: number,
+    fd: number,
+    addr: number,
+    len: number,
+    opFlags: number,
+    sqeFlags: number,
+    userData: number,
+  ): void {
+    const sqe = this.#io;
+    sqe.op = op;
+    sqe.fd = fd;
+    sqe.addr = addr;
+    sqe.len = len;
+    sqe.opFlags = opFlags;
+    sqe.sqeFlags = sqeFlags;
+    sqe.bufGroup = sqeFlags === 0 ? 0 : this.group!.id;
+    sqe.userData = userData;
+    this.push(sqe);
+  }
+
+  /**
+   * Copies `bytes` where the kernel can read them until the next submission, and returns
+   * their address (a connect's address: the kernel takes its copy when the entry is submitted).
+   */
+  stage(bytes: Uint8Array): number {
+    if (this.#stagedBytes + bytes.length > this.#staging!.buf.length) this.#submit();
+    const at = this.#stagedBytes;
+    this.#staging!.buf.set(bytes, at);
+    this.#stagedBytes += (bytes.length + 7) & ~7;
+    return this.#staging!.addr + at;
+  }
+
+  /** Hands the kernel what is queued on the ring, and posts what completed. */
+  #submit(): void {
+    this.ring!.submit(0);
+    this.#stagedBytes = 0;
+  }
+
+  /**
+   * What was queued on the ring outside the loop's own turns goes at once while the loop waits
+   * on the other thread (else, at its next turn).
+   */
+  kick(): void {
+    if (this.#parked && this.ring!.queued > 0) this.#submit();
+  }
+
+  /**
+   * Hands the kernel what is queued on the ring, has it post what completed, and handles
+   * that: one system call, made only when there is something to hand over or to post.
+   */
+  #ringTurn(): void {
+    const ring = this.ring;
+    if (ring === undefined) return;
+    if (ring.queued > 0 || ring.due) this.#submit();
+    ring.complete(this.#completed);
+  }
+
+  /** Gives `user` an id on the ring, for the user data of its entries. */
+  join(user: RingUser): void {
+    const id = this.#freeRingIds.pop() ?? this.#ringUsers.length;
+    this.#ringUsers[id] = user;
+    user.ringId = id;
+    // The loop goes on while anything has entries on the ring.
+    this.#registered++;
+    if (!this.#looping) this.#loop();
+  }
+
+  /** Frees `user`'s id once it needs no more entries and none is in flight. */
+  leave(user: RingUser): void {
+    if (user.ringId < 0 || user.inFlight > 0 || !user.offRing) return;
+    this.#ringUsers[user.ringId] = undefined;
+    this.#freeRingIds.push(user.ringId);
+    user.ringId = -1;
+    this.#unregistered();
+  }
+
+  /**
+   * Moves `relay` to the ring: from now on its receives and sends are ring entries, one
+   * `io_uring_enter` per turn of the loop for all of them. A socket in the epoll set leaves it.
+   */
+  toRing(relay: Relay): void {
+    this.join(relay);
+    this.#leaveEpoll(relay.up.src, relay);
+    this.#leaveEpoll(relay.down.src, relay);
+    ringRecv(relay.up);
+    ringRecv(relay.down);
+    this.kick();
+  }
+
+  #leaveEpoll(conn: EpollConn, relay: Relay): void {
+    // A system call: on the ring, the removal could be made later, on a worker thread, by
+    // descriptor number (as a shutdown is: see EpollConn.shutWrite).
+    if (conn.onRing(relay)) this.#control(EPOLL_CTL_DEL, conn.fd, 0, 0, 0);
+  }
+
+  /** Closes `fd`, a socket of `user` on the ring. */
+  closeOnRing(fd: number, user: RingUser): void {
+    if (user.inFlight === 0) {
+      this.push({ op: OP_CLOSE, fd, userData: K_NONE });
+      this.kick();
+      return;
+    }
+    // What is in flight holds the socket open: shut both ways, it ends. Nothing queued may name
+    // the descriptor once it is closed (it may be another socket's then).
+    this.#submit();
+    this.libc.shutdown(fd, SHUT_RDWR);
+    this.libc.close(fd);
+  }
+
+  /** Sets TCP_NODELAY on `fd` on the ring (Linux 6.7+), for `user`'s entry of K_NODELAY. */
+  noDelay(fd: number, user: RingUser): void {
+    const one = this.#one!;
+    this.push({
+      op: OP_URING_CMD,
+      fd,
+      off: SOCKET_SETSOCKOPT,
+      addr: IPPROTO_TCP + TCP_NODELAY * 4294967296,
+      optLen: 4,
+      optVal: one.addr,
+      userData: userData(user, K_NODELAY),
+    });
+    user.inFlight++;
+  }
+
+  /** Cancels the ring entry whose user data is `userData`, then closes `fd`. */
+  cancelAndClose(userData: number, fd: number): void {
+    this.push({ op: OP_ASYNC_CANCEL, fd: -1, addr: userData, userData: K_NONE });
+    this.push({ op: OP_CLOSE, fd, userData: K_NONE });
+    this.kick();
+  }
+
+  /** Puts buffer `bid` back, and receives again for a direction that found none free. */
+  giveBuffer(bid: number): void {
+    this.group!.give(bid);
+    const flow = this.#starved.pop();
+    if (flow !== undefined && !flow.relay.done) ringRecv(flow);
+  }
+
+  /** `flow`'s receive found no buffer free: it receives again when one comes back. */
+  starve(flow: Flow): void {
+    this.#starved.push(flow);
+  }
+
+  readonly #completed = (userData: number, res: number, flags: number): void => {
+    const kind = userData & 15;
+    if (kind === K_NONE) return;
+    const user = this.#ringUsers[Math.floor(userData / 16)]!;
+    user.inFlight--;
+    try {
+      user.completed(kind, res, flags);
+    } catch (err) {
+      unexpected(err);
+    }
+    this.leave(user);
+  };
 
   /** An `int` option of `fd`, or the errno of the failure as a negative number. */
   intOption(fd: number, level: number, name: number): number {
@@ -352,6 +660,7 @@ class Poller {
     let turnedAtMs = Date.now();
     try {
       while (this.#registered > 0) {
+        this.#ringTurn();
         // While there is work, look for more on this thread without waiting, and let the
         // runtime's event loop turn once a millisecond. When nothing is ready, the runtime has
         // a turn, then the wait is made here, on this thread, for a millisecond at most: the
@@ -376,7 +685,9 @@ class Poller {
               continue;
             }
           } else {
+            this.#parked = true;
             n = await libc.epollWait(this.#ep, this.#events, MAX_EVENTS, -1);
+            this.#parked = false;
             // The runtime's event loop went on meanwhile.
             turnedAtMs = Date.now();
           }
@@ -389,6 +700,10 @@ class Poller {
           const slot = view.getUint32(base + dataOffset, true);
           if (slot === WAKE_SLOT) {
             libc.read(this.#wakeFd, this.#counter, 8);
+            continue;
+          }
+          if (slot === RING_SLOT) {
+            this.#ringTurn();
             continue;
           }
           const target = this.#slots[slot];
@@ -443,6 +758,12 @@ class Flow {
   ended = false;
   /** `dst`'s write side was shut down (or needs no shutdown): `onEnd` was called. */
   shut = false;
+  /** On the ring: where {@linkcode bulk} is in memory. */
+  bulkAddr = 0;
+  /** On the ring: the shared buffer being sent on (or -1), its bytes, and how many went out. */
+  bid = -1;
+  len = 0;
+  sent = 0;
 
   constructor(relay: Relay, src: EpollConn, dst: EpollConn, up: boolean) {
     this.relay = relay;
@@ -453,13 +774,15 @@ class Flow {
 }
 
 /** A running relay between two engine connections. */
-class Relay {
+class Relay implements RingUser {
   readonly poller: Poller;
   readonly counters: RelayCounters;
   readonly options: RelayOptions | undefined;
   readonly up: Flow;
   readonly down: Flow;
   done = false;
+  ringId = -1;
+  inFlight = 0;
   readonly #resolve: (error: NetError | undefined) => void;
 
   constructor(
@@ -490,8 +813,107 @@ class Relay {
     detach(this.down);
     this.up.src.close();
     this.down.src.close();
+    if (this.ringId >= 0) this.poller.leave(this);
     this.#resolve(error);
   }
+
+  get offRing(): boolean {
+    return this.done;
+  }
+
+  completed(kind: number, res: number, flags: number): void {
+    ringCompleted(this, kind, res, flags);
+    if (this.done && this.inFlight === 0) {
+      releaseBulk(this.up);
+      releaseBulk(this.down);
+    }
+  }
+}
+
+/** Receives for `flow` on the ring, into a buffer the kernel picks when data comes. */
+function ringRecv(flow: Flow): void {
+  const relay = flow.relay;
+  const kind = flow.up ? K_RECV_UP : K_RECV_DOWN;
+  const bulk = flow.bulk;
+  const poller = relay.poller;
+  if (bulk !== undefined) {
+    // A bulk flow receives into its own buffer.
+    poller.pushIo(OP_RECV, flow.src.fd, flow.bulkAddr, bulk.length, 0, 0, userData(relay, kind));
+  } else {
+    // The kernel picks a shared buffer when data comes.
+    const size = poller.group!.size;
+    poller.pushIo(OP_RECV, flow.src.fd, 0, size, 0, SQE_BUFFER_SELECT, userData(relay, kind));
+  }
+  relay.inFlight++;
+}
+
+/** Sends on what `flow` received and has not sent yet; complete once every byte is taken. */
+function ringSend(flow: Flow): void {
+  const relay = flow.relay;
+  const poller = relay.poller;
+  const from = flow.bid >= 0 ? poller.group!.addressOf(flow.bid) : flow.bulkAddr;
+  poller.pushIo(
+    OP_SEND,
+    flow.dst.fd,
+    from + flow.sent,
+    flow.len - flow.sent,
+    MSG_NOSIGNAL | MSG_WAITALL,
+    0,
+    userData(relay, flow.up ? K_SEND_UP : K_SEND_DOWN),
+  );
+  relay.inFlight++;
+}
+
+/** Gives back the buffer `flow` holds, if any. */
+function giveBack(flow: Flow): void {
+  if (flow.bid < 0) return;
+  const bid = flow.bid;
+  flow.bid = -1;
+  flow.relay.poller.giveBuffer(bid);
+}
+
+/** A ring entry of `relay` of `kind` completed with `res` and `flags`. */
+function ringCompleted(relay: Relay, kind: number, res: number, flags: number): void {
+  const flow = (kind & 1) === 0 ? relay.up : relay.down;
+  if (kind === K_RECV_UP || kind === K_RECV_DOWN) {
+    flow.bid = BufferGroup.idOf(flags);
+    if (res > 0 && !relay.done) {
+      flow.len = res;
+      flow.sent = 0;
+      // A receive that filled a shared buffer makes a bulk flow: its next ones are larger.
+      if (res === relay.poller.group!.size && flow.bulk === undefined) takeRingBulk(flow);
+      return ringSend(flow);
+    }
+    giveBack(flow);
+    if (relay.done) return;
+    if (res === 0) {
+      flow.eof = true;
+      return end(flow);
+    }
+    if (res === NO_BUFFERS) return relay.poller.starve(flow);
+    return failed(flow, -res);
+  }
+  if (res < 0 || relay.done) {
+    giveBack(flow);
+    if (!relay.done) failed(flow, -res);
+    return;
+  }
+  counted(flow, res);
+  flow.sent += res;
+  if (flow.sent < flow.len) return ringSend(flow);
+  giveBack(flow);
+  // A bulk flow whose last receive would have fitted a shared buffer has slowed down.
+  if (flow.bulk !== undefined && flow.len < relay.poller.group!.size) releaseBulk(flow);
+  ringRecv(flow);
+}
+
+/** Gives `flow` a buffer of its own on the ring, if one is left. */
+function takeRingBulk(flow: Flow): void {
+  const poller = flow.relay.poller;
+  const bulk = poller.takeBulk();
+  if (bulk === undefined) return;
+  flow.bulk = bulk;
+  flow.bulkAddr = poller.ring!.addressOf(bulk);
 }
 
 /** Moves what each side of a new relay has already, and sends the ACKs still held. */
@@ -515,7 +937,8 @@ function ackAfterStart(conn: EpollConn, sent: boolean): void {
 function detach(flow: Flow): void {
   flow.src.outFlow = undefined;
   flow.dst.inFlow = undefined;
-  releaseBulk(flow);
+  // On the ring, a receive in flight may still write into it: it goes back once none is.
+  if (flow.relay.inFlight === 0) releaseBulk(flow);
 }
 
 function releaseBulk(flow: Flow): void {
@@ -680,11 +1103,19 @@ interface Connecting {
   timeoutMs: number | undefined;
 }
 
-/** A TCP socket of the engine. */
-class EpollConn implements Conn, Pollable {
-  readonly fd: number;
+/**
+ * A TCP socket of the engine. With a ring, a socket enters the epoll set only once it is read
+ * or written to outside a relay: one accepted or connected on the ring and then relayed on it
+ * is never there.
+ */
+class EpollConn implements Conn, Pollable, RingUser {
+  /** Its descriptor; -1 until the ring has made its socket. */
+  fd: number;
   readonly #poller: Poller;
-  readonly #slot: number;
+  /** Where it is in the epoll set, or -1. */
+  #slot = -1;
+  ringId = -1;
+  inFlight = 0;
   #remote: Addr | undefined;
   #local: Addr | undefined;
   /** Whether a read may find data (cleared when one would block; set by events). */
@@ -711,15 +1142,108 @@ class EpollConn implements Conn, Pollable {
   outFlow: Flow | undefined;
   /** The relay flow writing to this socket, while one does. */
   inFlow: Flow | undefined;
+  /** The relay on the ring this socket belongs to: it is no longer in the epoll set. */
+  #ringRelay: Relay | undefined;
+  /** Where it connects to, until the ring has made its socket. */
+  #sockaddr: Uint8Array | undefined;
 
-  /** `noDelay`: set TCP_NODELAY (an accepted socket has it from its listener already). */
-  constructor(poller: Poller, fd: number, remote: Addr | undefined, noDelay: boolean) {
+  /**
+   * `noDelay`: set TCP_NODELAY (an accepted socket has it from its listener already);
+   * `inEpoll`: add it to the epoll set now (else when first read or written to).
+   */
+  constructor(
+    poller: Poller,
+    fd: number,
+    remote: Addr | undefined,
+    noDelay: boolean,
+    inEpoll: boolean,
+  ) {
     this.#poller = poller;
     this.fd = fd;
     this.#remote = remote;
     // Small writes go out at once, as the runtime's sockets are set up too.
     if (noDelay) poller.setIntOption(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-    this.#slot = poller.add(this, fd, CONN_EVENTS);
+    if (inEpoll) this.#slot = poller.add(this, fd, CONN_EVENTS);
+  }
+
+  /**
+   * Adds a socket not in the epoll set yet (or relayed on the ring) to it, before a read or a
+   * write: both are tried at once, and an edge from then on says when to try again.
+   */
+  enterEpoll(): void {
+    if (this.#slot >= 0 || this.#ringRelay !== undefined || this.#closed) return;
+    this.#slot = this.#poller.add(this, this.fd, CONN_EVENTS);
+    this.canRead = true;
+    this.canWrite = true;
+  }
+
+  /** Makes a socket and connects it to `sockaddr`, on the ring (the socket's fd comes first). */
+  connectOnRing(sockaddr: Uint8Array, timeoutMs: number | undefined): Promise<EpollConn> {
+    const poller = this.#poller;
+    return new Promise((resolve, reject) => {
+      const deadlineMs = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+      this.connecting = { resolve, reject, deadlineMs, timeoutMs };
+      this.#sockaddr = sockaddr;
+      poller.join(this);
+      poller.push({
+        op: OP_SOCKET,
+        fd: sockaddrFamily(sockaddr) === AF_INET ? AF_INET : AF_INET6,
+        off: SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+        userData: userData(this, K_SOCKET),
+      });
+      this.inFlight++;
+      poller.connectStarted(this);
+      poller.kick();
+    });
+  }
+
+  get offRing(): boolean {
+    return this.connecting === undefined;
+  }
+
+  /** Its socket, TCP_NODELAY or connect on the ring completed with `res`. */
+  completed(kind: number, res: number): void {
+    const poller = this.#poller;
+    if (kind === K_NODELAY) {
+      // A kernel older than 6.7 sets no option on the ring: the system call, then.
+      if (res < 0 && !this.#closed) poller.setIntOption(this.fd, IPPROTO_TCP, TCP_NODELAY, 1);
+      return;
+    }
+    const connecting = this.connecting;
+    if (kind === K_SOCKET) {
+      // Closed meanwhile: that said why already.
+      if (connecting === undefined) {
+        if (res >= 0) poller.libc.close(res);
+        return;
+      }
+      if (res < 0) {
+        this.#error = errnoError(-res);
+        return this.close();
+      }
+      this.fd = res;
+      // Small writes go out at once, as the runtime's sockets are set up too.
+      poller.noDelay(res, this);
+      const sockaddr = this.#sockaddr!;
+      this.#sockaddr = undefined;
+      poller.push({
+        op: OP_CONNECT,
+        fd: res,
+        addr: poller.stage(sockaddr),
+        off: sockaddr.length,
+        userData: userData(this, K_CONNECT),
+      });
+      this.inFlight++;
+      return;
+    }
+    if (connecting === undefined) return;
+    if (res === 0) {
+      this.connecting = undefined;
+      this.#poller.connectEnded(this);
+      connecting.resolve(this);
+      return;
+    }
+    this.#error = errnoError(-res);
+    this.close();
   }
 
   get remoteAddr(): Addr {
@@ -776,6 +1300,7 @@ class EpollConn implements Conn, Pollable {
   read(buf: Uint8Array): Promise<number | null> {
     // A server that speaks first hears of this connection only from its last ACK.
     this.sendHeldAck();
+    this.enterEpoll();
     if (this.#reader !== undefined) {
       return Promise.reject(new NetError("Other", "a read is already pending"));
     }
@@ -829,6 +1354,7 @@ class EpollConn implements Conn, Pollable {
     }
     if (this.#writeShut) return Promise.reject(new NetError("BrokenPipe", "broken pipe"));
     if (data.length === 0) return Promise.resolve();
+    this.enterEpoll();
     return new Promise((resolve, reject) => {
       (this.#writes ??= []).push({ data, shut: false, resolve, reject });
       this.#flushWrites();
@@ -897,7 +1423,28 @@ class EpollConn implements Conn, Pollable {
   shutWrite(): void {
     if (this.#closed || this.#writeShut) return;
     this.#writeShut = true;
+    // A system call even on the ring: io_uring makes a shutdown on a worker thread, where it
+    // takes the descriptor by number, maybe once it is another socket's (measured: new
+    // connections shut before they were connected).
     this.#poller.libc.shutdown(this.fd, SHUT_WR);
+  }
+
+  /** Whether no read, write or connect waits on this socket. */
+  get idle(): boolean {
+    return this.#reader === undefined && this.#writes === undefined &&
+      this.connecting === undefined;
+  }
+
+  /**
+   * From now on `relay` on the ring reads and writes this socket. Returns whether it was in
+   * the epoll set (the caller then removes the descriptor from it).
+   */
+  onRing(relay: Relay): boolean {
+    this.#ringRelay = relay;
+    if (this.#slot < 0) return false;
+    this.#poller.remove(this.#slot);
+    this.#slot = -1;
+    return true;
   }
 
   /** Whether {@linkcode close} was called: the descriptor may belong to another socket now. */
@@ -908,8 +1455,19 @@ class EpollConn implements Conn, Pollable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#poller.remove(this.#slot);
-    this.#poller.libc.close(this.fd);
+    const poller = this.#poller;
+    if (this.#ringRelay !== undefined) {
+      poller.closeOnRing(this.fd, this.#ringRelay);
+    } else if (this.inFlight > 0) {
+      // Still connecting on the ring (a socket not made yet is closed when it comes).
+      if (this.fd >= 0) poller.cancelAndClose(userData(this, K_CONNECT), this.fd);
+    } else if (this.#slot < 0 && poller.ring !== undefined) {
+      // Never in the epoll set (or its socket never made: nothing to close).
+      if (this.fd >= 0) poller.closeOnRing(this.fd, this);
+    } else {
+      poller.remove(this.#slot);
+      poller.libc.close(this.fd);
+    }
     const relay = (this.outFlow ?? this.inFlow)?.relay;
     if (
       this.connecting === undefined && this.#reader === undefined &&
@@ -955,6 +1513,11 @@ class EpollListener implements Listener, Pollable {
   #closed = false;
   #resting: ReturnType<typeof setTimeout> | undefined;
 
+  /**
+   * Accepts are system calls even with a ring: a listener the ring holds would outlive its
+   * process for a moment (until the kernel has torn the ring down), taking clients it then
+   * resets, where a backend killed should refuse them at once.
+   */
   constructor(poller: Poller, fd: number, addr: Addr) {
     this.#poller = poller;
     this.#fd = fd;
@@ -983,7 +1546,9 @@ class EpollListener implements Listener, Pollable {
         break;
       }
       try {
-        this.#queue.push(new EpollConn(poller, fd, decodeSockaddr(poller.addrBuf), false));
+        // With a ring, it enters the epoll set only if read or written to before a relay.
+        const remote = decodeSockaddr(poller.addrBuf);
+        this.#queue.push(new EpollConn(poller, fd, remote, false, poller.ring === undefined));
       } catch {
         // Not registered (out of memory for the epoll set): turn this one away.
         libc.close(fd);
@@ -1059,8 +1624,8 @@ function targetOf(ip: string, port: number): Target {
 export type EpollSockets = Pick<Net, "listen" | "connect" | "relay">;
 
 /** The epoll engine over `libc`, for the calling thread. */
-export function epollSockets(libc: Libc): EpollSockets {
-  const poller = new Poller(libc);
+export function epollSockets(libc: Libc, ring?: RelayRing): EpollSockets {
+  const poller = new Poller(libc, ring);
 
   // Backends are connected to over and over: encode each address once. The address objects
   // of backends live as long as the backends, so most lookups are by identity.
@@ -1111,12 +1676,16 @@ export function epollSockets(libc: Libc): EpollSockets {
     ackWithData: boolean | undefined,
   ): Promise<EpollConn> {
     const { sockaddr, remote } = target;
+    if (poller.ring !== undefined) {
+      // The ring's relays move nothing before the kernel says so: no ACK is held for them.
+      return new EpollConn(poller, -1, remote, false, false).connectOnRing(sockaddr, timeoutMs);
+    }
     let conn: EpollConn;
     let fd: number;
     try {
       fd = openSocket(sockaddr);
       try {
-        conn = new EpollConn(poller, fd, remote, true);
+        conn = new EpollConn(poller, fd, remote, true, poller.ring === undefined);
       } catch (err) {
         libc.close(fd);
         throw err;
@@ -1182,6 +1751,9 @@ export function epollSockets(libc: Libc): EpollSockets {
     return new Promise((resolve) => {
       const relay = new Relay(poller, a, b, counters, options, resolve);
       if (a.closed || b.closed) return relay.finish(closedError());
+      if (poller.ring !== undefined && a.idle && b.idle) return poller.toRing(relay);
+      a.enterEpoll();
+      b.enterEpoll();
       poller.startRelay(relay);
     });
   }

@@ -108,8 +108,11 @@ export interface HttpServer {
 export interface Net {
   /** The runtime's name, for `--version` and logs. */
   readonly runtime: string;
-  /** The sockets in use: the epoll engine or the runtime's own (see {@linkcode IoMode}). */
-  readonly io: "epoll" | "runtime";
+  /**
+   * The sockets in use: the epoll engine with relays on io_uring, the epoll engine alone, or
+   * the runtime's own (see {@linkcode IoMode}).
+   */
+  readonly io: "uring" | "epoll" | "runtime";
   /** Binds a TCP listener. Rejects with {@linkcode NetError} (`AddrInUse`, ...). */
   listen(addr: Addr, options?: ListenOptions): Promise<Listener>;
   /**
@@ -172,13 +175,14 @@ export function formatAddr(addr: Addr): string {
 
 /**
  * Which sockets l4chat uses. `epoll`: the engine of `epoll.ts` (Linux, Deno with
- * `--allow-ffi`); `runtime`: the runtime's own; `auto`: `epoll` where it can run, else
- * `runtime`.
+ * `--allow-ffi`); `uring`: that engine with its relays on an io_uring ring (also Linux 6.6+
+ * on x86-64, where io_uring is allowed); `runtime`: the runtime's own; `auto`: the first of
+ * `uring`, `epoll` and `runtime` that can run.
  */
-export type IoMode = "auto" | "epoll" | "runtime";
+export type IoMode = "auto" | "uring" | "epoll" | "runtime";
 
 /** The values of {@linkcode IoMode}, for `--io`. */
-export const IO_MODES: readonly IoMode[] = ["auto", "epoll", "runtime"];
+export const IO_MODES: readonly IoMode[] = ["auto", "uring", "epoll", "runtime"];
 
 /** Options of {@linkcode loadNet}. */
 export interface LoadNetOptions {
@@ -189,13 +193,13 @@ export interface LoadNetOptions {
 /**
  * Loads the {@linkcode Net} of the runtime l4chat runs on. Called once, by `main.ts` (and by
  * each worker of `lb --workers`). The only place in l4chat that asks which runtime it is on.
- * Rejects with {@linkcode NetError} when `io` is `epoll` and the engine cannot run here.
+ * Rejects with {@linkcode NetError} when `io` names an engine that cannot run here.
  */
 export async function loadNet(options: LoadNetOptions = {}): Promise<Net> {
   const io = options.io ?? "auto";
   if ("Bun" in globalThis) {
-    if (io === "epoll") {
-      throw new NetError("Other", "--io epoll is not available on Bun: use auto or runtime");
+    if (io === "epoll" || io === "uring") {
+      throw new NetError("Other", `--io ${io} is not available on Bun: use auto or runtime`);
     }
     const { bunNet } = await import("./bun.ts");
     return bunNet();

@@ -14,7 +14,7 @@ import { createConnection, type Socket as NodeSocket } from "node:net";
 const ROOT = new URL("../", import.meta.url);
 /**
  * The permissions l4chat runs with in the README and the release binaries: `--allow-ffi` for
- * the epoll engine, which `--io auto` then picks.
+ * the epoll engine (and io_uring), which `--io auto` then picks.
  */
 export const RUN_PERMISSIONS = ["--allow-net", "--allow-ffi"];
 const DEFAULT_TIMEOUT_MS = 15_000;
@@ -65,14 +65,19 @@ export const WORKER_PERMISSIONS: RunOptions = {
 };
 
 /**
- * Every data path the process under test has: the default (the epoll engine under `deno run`
- * with the README's permissions; Bun's sockets in a Bun binary), two workers, and under Deno
- * the runtime's own sockets too. The byte-exact, half-close and many-connection tests run on
- * each.
+ * Every data path the process under test has: the default (under `deno run` with the README's
+ * permissions, the epoll engine with its relays on io_uring, or without where io_uring is not
+ * allowed; Bun's sockets in a Bun binary), two workers, and under Deno the epoll engine alone
+ * and the runtime's own sockets too. The byte-exact, half-close and many-connection tests run
+ * on each.
  */
 export const DATA_PATHS: readonly DataPath[] = [
   ...(RUNS_WITH_DENO_PERMISSIONS
-    ? [{ name: "epoll", args: [] }, { name: "io runtime", args: ["--io", "runtime"] }]
+    ? [
+      { name: "default", args: [] },
+      { name: "io epoll", args: ["--io", "epoll"] },
+      { name: "io runtime", args: ["--io", "runtime"] },
+    ]
     : [{ name: "binary", args: [] }]),
   ...(WORKERS_OK
     ? [{
