@@ -45,7 +45,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** Rejects after `ms` unless `promise` settles first. */
-async function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+export async function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     return await Promise.race([

@@ -12,6 +12,7 @@ import {
 } from "./_libc.ts";
 import { denoLibc } from "./_libc_deno.ts";
 import { epollSockets } from "./epoll.ts";
+import { PING_PONG } from "./_ping_pong.ts";
 import type { Conn, Listener } from "./mod.ts";
 
 const libc = denoLibc();
@@ -395,29 +396,6 @@ Deno.test({
     }
   },
 });
-
-/**
- * The other process of the test above (`deno eval`, arguments: the relay's port, rounds):
- * prints the port of its server, connects its client to the relay, then plays ping-pong
- * through it, one round at a time, and closes.
- */
-const PING_PONG = `
-const [port, rounds] = Deno.args.map(Number);
-const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-console.log(listener.addr.port);
-const server = await listener.accept();
-const client = await Deno.connect({ hostname: "127.0.0.1", port });
-const buf = new Uint8Array(16);
-for (let i = 0; i < rounds; i++) {
-  await client.write(new TextEncoder().encode("ping"));
-  if ((await server.read(buf)) !== 4) Deno.exit(1);
-  await server.write(new TextEncoder().encode("pong"));
-  if ((await client.read(buf)) !== 4) Deno.exit(1);
-}
-client.close();
-server.close();
-listener.close();
-`;
 
 Deno.test({
   name: "runtimeTurn(): a loop that keeps turning leaves the runtime's own sockets served",

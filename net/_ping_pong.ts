@@ -1,0 +1,26 @@
+/**
+ * The other process of the engine tests that need their traffic to come from outside (`deno
+ * eval PING_PONG <relay port> <rounds> [wait]`): prints the port of its server, connects its
+ * client to the relay, with `wait` reads a line from its standard input first, then plays
+ * ping-pong through the relay, one round at a time, and closes; exit 1 on a short read.
+ *
+ * @module
+ */
+export const PING_PONG = `
+const [port, rounds, wait] = Deno.args.map(Number);
+const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+console.log(listener.addr.port);
+const server = await listener.accept();
+const client = await Deno.connect({ hostname: "127.0.0.1", port });
+const buf = new Uint8Array(16);
+if (wait === 1) await Deno.stdin.read(buf);
+for (let i = 0; i < rounds; i++) {
+  await client.write(new TextEncoder().encode("ping"));
+  if ((await server.read(buf)) !== 4) Deno.exit(1);
+  await server.write(new TextEncoder().encode("pong"));
+  if ((await client.read(buf)) !== 4) Deno.exit(1);
+}
+client.close();
+server.close();
+listener.close();
+`;
