@@ -1,3 +1,5 @@
+import type { Conn, Listener, Net } from "./mod.ts";
+
 /**
  * The other process of the engine tests that need their traffic to come from outside (`deno
  * eval PING_PONG <relay port> <rounds> [wait]`): prints the port of its server, connects its
@@ -24,3 +26,24 @@ client.close();
 server.close();
 listener.close();
 `;
+
+/**
+ * The two ends a proxy relays between, for the peers of {@linkcode PING_PONG}: the client's
+ * connection accepted on `listener`, and a connection from `sockets` to the peers' server, whose
+ * port is the first line they print (read from `lines`).
+ */
+export async function relayEnds(
+  sockets: Pick<Net, "connect">,
+  listener: Listener,
+  lines: ReadableStreamDefaultReader<string>,
+): Promise<{ front: Conn; upstream: Conn }> {
+  const serverPort = Number((await lines.read()).value);
+  const accepted = listener[Symbol.asyncIterator]().next();
+  const upstream = await sockets.connect({ hostname: "127.0.0.1", port: serverPort });
+  try {
+    return { front: (await accepted).value as Conn, upstream };
+  } catch (err) {
+    upstream.close();
+    throw err;
+  }
+}

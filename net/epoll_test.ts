@@ -12,7 +12,7 @@ import {
 } from "./_libc.ts";
 import { denoLibc } from "./_libc_deno.ts";
 import { epollSockets } from "./epoll.ts";
-import { PING_PONG } from "./_ping_pong.ts";
+import { PING_PONG, relayEnds } from "./_ping_pong.ts";
 import type { Conn, Listener } from "./mod.ts";
 
 const libc = denoLibc();
@@ -370,12 +370,8 @@ Deno.test({
     const lines = peers.stdout.pipeThrough(new TextDecoderStream()).getReader();
     const ends: Conn[] = [];
     try {
-      const serverPort = Number((await lines.read()).value);
-      const accepted = frontListener[Symbol.asyncIterator]().next();
-      const upstream = await sockets.connect({ hostname: "127.0.0.1", port: serverPort });
-      ends.push(upstream);
-      const front = (await accepted).value as Conn;
-      ends.push(front);
+      const { front, upstream } = await relayEnds(sockets, frontListener, lines);
+      ends.push(front, upstream);
       const before = waits.handedOver;
       const relayed = await sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 });
       assert.equal(relayed, undefined);

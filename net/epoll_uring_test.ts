@@ -5,7 +5,7 @@ import { denoRingSys } from "./_uring_deno.ts";
 import { epollSockets, openRelayRing, type RelayRing } from "./epoll.ts";
 import type { Conn } from "./mod.ts";
 import { deadline } from "./_contract.ts";
-import { PING_PONG } from "./_ping_pong.ts";
+import { PING_PONG, relayEnds } from "./_ping_pong.ts";
 
 const libc = denoLibc();
 /** A ring of its own for each engine (a ring takes one eventfd), or why there is none. */
@@ -47,12 +47,8 @@ Deno.test({
     const stdin = peers.stdin.getWriter();
     const ends: Conn[] = [];
     try {
-      const serverPort = Number((await lines.read()).value);
-      const accepted = frontListener[Symbol.asyncIterator]().next();
-      const upstream = await sockets.connect({ hostname: "127.0.0.1", port: serverPort });
-      ends.push(upstream);
-      const front = (await accepted).value as Conn;
-      ends.push(front);
+      const { front, upstream } = await relayEnds(sockets, frontListener, lines);
+      ends.push(front, upstream);
       const quiet = new Promise<void>((resolve) => handedOver = resolve);
       const counters = { bytesUp: 0, bytesDown: 0 };
       const relayed = sockets.relay(front, upstream, counters);
