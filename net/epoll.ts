@@ -392,10 +392,11 @@ class Poller {
 
   /**
    * What was queued on the ring outside the loop's own turns goes at once while the loop waits
-   * on the other thread (else, at its next turn).
+   * on the other thread, or is not running (the close of the last socket, such as a health
+   * check's in a process whose listeners are in its workers); else at the loop's next turn.
    */
   kick(): void {
-    if (this.#parked && this.ring!.queued > 0) this.#submit();
+    if ((this.#parked || !this.#looping) && this.ring!.queued > 0) this.#submit();
   }
 
   /**
@@ -737,6 +738,8 @@ class Poller {
       this.#inBatch = false;
       this.#shutsDue.length = 0;
       this.#shutsNext.length = 0;
+      // What the last turn's promise reactions queued (the close of the last socket) goes now.
+      if (this.ring !== undefined && this.ring.queued > 0) this.#submit();
     }
   }
 }

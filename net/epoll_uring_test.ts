@@ -147,3 +147,26 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "uring: closing the last socket of an engine reaches the peer (the loop is ending)",
+  ignore: unavailable !== undefined,
+  async fn() {
+    // As a health check does in `lb --workers`, whose main thread listens on nothing: once its
+    // connect has completed, nothing is left on the ring or in the epoll set, and the loop ends;
+    // a close queued then must still be handed to the kernel.
+    const sockets = epollSockets(libc as Libc, newRing() as RelayRing);
+    const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const accepted = server.accept();
+      const conn = await sockets.connect({ hostname: "127.0.0.1", port: server.addr.port });
+      // At once, as a health check does: the loop may not have ended yet, only be about to.
+      conn.close();
+      using peer = await accepted;
+      const read = peer.read(new Uint8Array(16));
+      assert.equal(await deadline(read, 5000, "the peer to see the close"), null);
+    } finally {
+      server.close();
+    }
+  },
+});
