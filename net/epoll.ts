@@ -173,6 +173,11 @@ interface RingUser {
   completed(kind: number, res: number, flags: number): void;
 }
 
+/** The address family of a socket for `sockaddr`. */
+function familyOf(sockaddr: Uint8Array): number {
+  return sockaddrFamily(sockaddr) === AF_INET ? AF_INET : AF_INET6;
+}
+
 /** The user data of `user`'s entry of `kind`. */
 function userData(user: RingUser, kind: number): number {
   return user.ringId * 16 + kind;
@@ -484,9 +489,9 @@ class Poller {
     user.inFlight++;
   }
 
-  /** Cancels the ring entry whose user data is `userData`, then closes `fd`. */
-  cancelAndClose(userData: number, fd: number): void {
-    this.push({ op: OP_ASYNC_CANCEL, fd: -1, addr: userData, userData: K_NONE });
+  /** Cancels the ring entry whose user data is `entry`, then closes `fd`. */
+  cancelAndClose(entry: number, fd: number): void {
+    this.push({ op: OP_ASYNC_CANCEL, fd: -1, addr: entry, userData: K_NONE });
     this.push({ op: OP_CLOSE, fd, userData: K_NONE });
     this.kick();
   }
@@ -503,10 +508,10 @@ class Poller {
     this.#starved.push(flow);
   }
 
-  readonly #completed = (userData: number, res: number, flags: number): void => {
-    const kind = userData & 15;
+  readonly #completed = (data: number, res: number, flags: number): void => {
+    const kind = data & 15;
     if (kind === K_NONE) return;
-    const user = this.#ringUsers[Math.floor(userData / 16)]!;
+    const user = this.#ringUsers[Math.floor(data / 16)]!;
     user.inFlight--;
     try {
       user.completed(kind, res, flags);
@@ -1201,7 +1206,7 @@ class EpollConn implements Conn, Pollable, RingUser {
       poller.join(this);
       poller.push({
         op: OP_SOCKET,
-        fd: sockaddrFamily(sockaddr) === AF_INET ? AF_INET : AF_INET6,
+        fd: familyOf(sockaddr),
         off: SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
         userData: userData(this, K_SOCKET),
       });
@@ -1661,8 +1666,7 @@ export function epollSockets(libc: Libc, ring?: RelayRing): EpollSockets {
   }
 
   function openSocket(addr: Uint8Array): number {
-    const family = sockaddrFamily(addr) === AF_INET ? AF_INET : AF_INET6;
-    const fd = libc.socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const fd = libc.socket(familyOf(addr), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) throw errnoError(libc.errno());
     return fd;
   }
