@@ -34,6 +34,7 @@ export interface RingSys {
 
 /** The operations l4chat uses (`enum io_uring_op`). */
 export const OP_NOP = 0;
+export const OP_POLL_ADD = 6;
 export const OP_ACCEPT = 13;
 export const OP_ASYNC_CANCEL = 14;
 export const OP_CONNECT = 16;
@@ -118,6 +119,8 @@ export interface Sqe {
  */
 export class BufferGroup {
   readonly id: number;
+  /** How many buffers, and the bytes of each. */
+  readonly count: number;
   readonly size: number;
   readonly #bufs: Uint8Array;
   readonly #bufsAddr: number;
@@ -130,6 +133,7 @@ export class BufferGroup {
   /** Made by {@linkcode Ring.bufferGroup}, which registers `entries` with the kernel. */
   constructor(id: number, count: number, size: number, ring: Ring, entries: Uint8Array) {
     this.id = id;
+    this.count = count;
     this.size = size;
     this.#mask = count - 1;
     const bufs = ring.pin(count * size);

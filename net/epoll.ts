@@ -95,6 +95,7 @@ import {
   OP_ASYNC_CANCEL,
   OP_CLOSE,
   OP_CONNECT,
+  OP_POLL_ADD,
   OP_RECV,
   OP_SEND,
   OP_SOCKET,
@@ -152,6 +153,9 @@ const K_SEND_DOWN = 3;
 const K_CONNECT = 4;
 const K_SOCKET = 5;
 const K_NODELAY = 6;
+/** A direction that found no buffer free waits for bytes to come (or to be there). */
+const K_POLL_UP = 8;
+const K_POLL_DOWN = 9;
 /** A completion nothing waits for: a close, a cancellation, a removal from the epoll set. */
 const K_NONE = 15;
 /** Submissions a turn of the loop makes at most for what its completions queued... */
@@ -195,15 +199,16 @@ export interface RelayRing {
   group: BufferGroup;
 }
 
-/** The ring for relays, or why there is none here. */
+/** The ring for relays with `buffers` (a power of two) to receive into, or why there is none. */
 export function openRelayRing(
   sys: RingSys | { unavailable: string },
+  buffers = RING_BUFS,
 ): RelayRing | { unavailable: string } {
   if ("unavailable" in sys) return sys;
   // Completions are posted by the loop's next submission, which an eventfd calls for.
   const ring = Ring.open(sys, RING_ENTRIES, { deferred: true });
   if ("unavailable" in ring) return ring;
-  const group = ring.bufferGroup(1, RING_BUFS, RING_BUF_BYTES);
+  const group = ring.bufferGroup(1, buffers, RING_BUF_BYTES);
   if ("unavailable" in group) {
     ring.close();
     return group;
@@ -262,8 +267,10 @@ class Poller {
   /** What has entries on the ring, by id; an id is free again once none is in flight. */
   readonly #ringUsers: (RingUser | undefined)[] = [];
   readonly #freeRingIds: number[] = [];
-  /** Directions whose receive found no buffer free: received again as buffers come back. */
+  /** Directions with bytes waiting and no buffer free: received again as buffers come back. */
   readonly #starved: Flow[] = [];
+  /** Buffers of the group that receives hold. */
+  #buffersOut = 0;
   /** Memory for what the kernel reads at the next submission, and how much of it is used. */
   readonly #staging: { buf: Uint8Array; addr: number } | undefined;
   #stagedBytes = 0;
@@ -496,14 +503,38 @@ class Poller {
     this.kick();
   }
 
-  /** Puts buffer `bid` back, and receives again for a direction that found none free. */
-  giveBuffer(bid: number): void {
-    this.group!.give(bid);
-    const flow = this.#starved.pop();
-    if (flow !== undefined && !flow.relay.done) ringRecv(flow);
+  /** A receive took a buffer of the group. */
+  tookBuffer(): void {
+    this.#buffersOut++;
   }
 
-  /** `flow`'s receive found no buffer free: it receives again when one comes back. */
+  /** Whether a buffer of the group is free (or about to be: a receive may be taking it). */
+  get bufferFree(): boolean {
+    return this.#buffersOut < this.group!.count;
+  }
+
+  /** Puts buffer `bid` back, and receives again for a direction that found none free. */
+  giveBuffer(bid: number): void {
+    this.#buffersOut--;
+    this.group!.give(bid);
+    this.serveStarved();
+  }
+
+  /**
+   * Receives again for the first direction waiting for a buffer, when one is free: as a buffer
+   * comes back, and as a receive made for such a direction ends without taking one (at end of
+   * stream, or on an error), which leaves the buffer to the next.
+   */
+  serveStarved(): void {
+    if (!this.bufferFree) return;
+    // First come, first served (a rare path: shift's cost does not matter), past the relays
+    // that ended while they waited: the buffer would otherwise serve nobody.
+    for (let flow = this.#starved.shift(); flow !== undefined; flow = this.#starved.shift()) {
+      if (!flow.relay.done) return ringRecv(flow);
+    }
+  }
+
+  /** `flow` has bytes to receive and no buffer: it receives again when one comes back. */
   starve(flow: Flow): void {
     this.#starved.push(flow);
   }
@@ -694,6 +725,9 @@ class Poller {
             continue;
           }
           this.#shutDeferred(true);
+          // What the last turn's completions queued goes before any wait: a wait on the other
+          // thread ends only for an event, and entries never handed over make none.
+          if (this.ring !== undefined && (this.ring.queued > 0 || this.ring.due)) continue;
           if (quietWaits < QUIET_WAITS) {
             n = libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, TURN_EVERY_MS);
             if (n <= 0) {
@@ -866,6 +900,16 @@ function ringRecv(flow: Flow): void {
   relay.inFlight++;
 }
 
+/** Waits on the ring for `flow`'s source to have bytes (or an end, or an error). */
+function ringPoll(flow: Flow): void {
+  const relay = flow.relay;
+  // poll(2)'s bits are epoll's.
+  const events = EPOLLIN | EPOLLRDHUP;
+  const kind = flow.up ? K_POLL_UP : K_POLL_DOWN;
+  relay.poller.pushIo(OP_POLL_ADD, flow.src.fd, 0, 0, events, 0, userData(relay, kind));
+  relay.inFlight++;
+}
+
 /** Sends on what `flow` received and has not sent yet; complete once every byte is taken. */
 function ringSend(flow: Flow): void {
   const relay = flow.relay;
@@ -894,8 +938,14 @@ function giveBack(flow: Flow): void {
 /** A ring entry of `relay` of `kind` completed with `res` and `flags`. */
 function ringCompleted(relay: Relay, kind: number, res: number, flags: number): void {
   const flow = (kind & 1) === 0 ? relay.up : relay.down;
+  if (kind === K_POLL_UP || kind === K_POLL_DOWN) {
+    if (relay.done) return;
+    // Bytes are there (or an error, an end, which the receive reports).
+    return relay.poller.bufferFree ? ringRecv(flow) : relay.poller.starve(flow);
+  }
   if (kind === K_RECV_UP || kind === K_RECV_DOWN) {
     flow.bid = BufferGroup.idOf(flags);
+    if (flow.bid >= 0) relay.poller.tookBuffer();
     if (res > 0 && !relay.done) {
       flow.len = res;
       flow.sent = 0;
@@ -903,13 +953,18 @@ function ringCompleted(relay: Relay, kind: number, res: number, flags: number): 
       if (res === relay.poller.group!.size && flow.bulk === undefined) takeRingBulk(flow);
       return ringSend(flow);
     }
+    // A receive that took no buffer may have been the turn of one waiting for a buffer.
+    if (flow.bid < 0 && res !== NO_BUFFERS) relay.poller.serveStarved();
     giveBack(flow);
     if (relay.done) return;
     if (res === 0) {
       flow.eof = true;
       return end(flow);
     }
-    if (res === NO_BUFFERS) return relay.poller.starve(flow);
+    // The kernel picks the buffer before it looks for bytes: with none free, an idle direction
+    // fails as one with bytes waiting does. Only those with bytes wait for a buffer (one
+    // without would take no buffer given to it, and leave the rest waiting for good).
+    if (res === NO_BUFFERS) return ringPoll(flow);
     return failed(flow, -res);
   }
   if (res < 0 || relay.done) {

@@ -12,7 +12,8 @@ import {
 } from "./_libc.ts";
 import { denoLibc } from "./_libc_deno.ts";
 import { epollSockets } from "./epoll.ts";
-import { PING_PONG, relayEnds } from "./_ping_pong.ts";
+import { relayEnds, spawnPeers } from "./_ping_pong.ts";
+import { deadline } from "./_contract.ts";
 import type { Conn, Listener } from "./mod.ts";
 
 const libc = denoLibc();
@@ -362,20 +363,19 @@ Deno.test({
     const frontListener = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
     // The client and the server are in another process, as a proxy's are: each event of the
     // relay comes after a quiet moment, during which this process has nothing to do.
-    const peers = new Deno.Command(Deno.execPath(), {
-      args: ["eval", PING_PONG, String(frontListener.addr.port), String(rounds)],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const lines = peers.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    await using peers = spawnPeers(frontListener.addr.port, rounds);
     const ends: Conn[] = [];
     try {
-      const { front, upstream } = await relayEnds(sockets, frontListener, lines);
+      const { front, upstream } = await deadline(
+        relayEnds(sockets, frontListener, peers.lines),
+        10_000,
+        "the relay's two ends",
+      );
       ends.push(front, upstream);
       const before = waits.handedOver;
-      const relayed = await sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 });
-      assert.equal(relayed, undefined);
-      assert.equal((await peers.status).code, 0);
+      const relayed = sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 });
+      assert.equal(await deadline(relayed, 10_000, `${rounds} rounds relayed`), undefined);
+      assert.equal((await deadline(peers.status, 10_000, "the peers to exit")).code, 0);
       // Handed to the other thread, each wait costs two thread switches more than one made
       // here; a loop that hands over every wait makes two or more a round.
       assert.ok(
@@ -387,8 +387,6 @@ Deno.test({
     } finally {
       frontListener.close();
       for (const conn of ends) conn.close();
-      // Cancelling the reader cancels the pipe and the child's stdout under it.
-      await lines.cancel().catch(() => {});
     }
   },
 });
