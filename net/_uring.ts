@@ -59,6 +59,8 @@ export const CQE_F_BUFFER = 1;
 export const SQE_BUFFER_SELECT = 1 << 5;
 /** The result of a receive that found no provided buffer free (`-ENOBUFS`). */
 export const NO_BUFFERS = -105;
+/** The result of an entry cancelled before it did anything (`-ECANCELED`). */
+export const CANCELLED = -125;
 
 const SETUP_CQSIZE = 1 << 3;
 const SETUP_COOP_TASKRUN = 1 << 8;

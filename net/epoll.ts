@@ -91,6 +91,7 @@ import {
 import { resolveAll } from "./_resolve.ts";
 import {
   BufferGroup,
+  CANCELLED,
   NO_BUFFERS,
   OP_ASYNC_CANCEL,
   OP_CLOSE,
@@ -269,8 +270,12 @@ class Poller {
   readonly #freeRingIds: number[] = [];
   /** Directions with bytes waiting and no buffer free: received again as buffers come back. */
   readonly #starved: Flow[] = [];
-  /** Buffers of the group that receives hold. */
+  /** Buffers of the group that receives hold, and the direction holding each (by id). */
   #buffersOut = 0;
+  readonly #holders: (Flow | undefined)[] = [];
+  /** Submissions made (`io_uring_enter` calls), and at which one buffers were last reclaimed. */
+  submits = 0;
+  #reclaimedAt = -1;
   /** Memory for what the kernel reads at the next submission, and how much of it is used. */
   readonly #staging: { buf: Uint8Array; addr: number } | undefined;
   #stagedBytes = 0;
@@ -399,6 +404,7 @@ class Poller {
   /** Hands the kernel what is queued on the ring, and posts what completed. */
   #submit(): void {
     this.ring!.submit(0);
+    this.submits++;
     this.#stagedBytes = 0;
   }
 
@@ -503,9 +509,29 @@ class Poller {
     this.kick();
   }
 
-  /** A receive took a buffer of the group. */
-  tookBuffer(): void {
+  /** A receive of `flow` took buffer `bid` of the group. */
+  tookBuffer(bid: number, flow: Flow): void {
     this.#buffersOut++;
+    this.#holders[bid] = flow;
+  }
+
+  /**
+   * Takes the shared buffers back from sends that have waited for more than a submission (on
+   * a reader that has stopped, or a slow one): each is cancelled, and what it had left to send
+   * is sent from a copy of its own ({@linkcode sendFromCopy}). Otherwise as many readers that
+   * stop would hold every buffer, and every other relay would wait for them. Once a submission.
+   */
+  reclaim(): void {
+    if (this.#reclaimedAt === this.submits) return;
+    this.#reclaimedAt = this.submits;
+    for (let bid = 0; bid < this.#holders.length; bid++) {
+      const flow = this.#holders[bid];
+      if (flow === undefined || flow.relay.done || flow.reclaiming) continue;
+      if (this.submits - flow.sentAt < 2) continue;
+      flow.reclaiming = true;
+      const entry = userData(flow.relay, flow.up ? K_SEND_UP : K_SEND_DOWN);
+      this.push({ op: OP_ASYNC_CANCEL, fd: -1, addr: entry, userData: K_NONE });
+    }
   }
 
   /** Whether a buffer of the group is free (or about to be: a receive may be taking it). */
@@ -516,6 +542,7 @@ class Poller {
   /** Puts buffer `bid` back, and receives again for a direction that found none free. */
   giveBuffer(bid: number): void {
     this.#buffersOut--;
+    this.#holders[bid] = undefined;
     this.group!.give(bid);
     this.serveStarved();
   }
@@ -817,6 +844,11 @@ class Flow {
   bid = -1;
   len = 0;
   sent = 0;
+  /** On the ring: where the bytes being sent are, and at which submission the send was queued. */
+  from = 0;
+  sentAt = 0;
+  /** On the ring: the send is being cancelled, to give its shared buffer back. */
+  reclaiming = false;
 
   constructor(relay: Relay, src: EpollConn, dst: EpollConn, up: boolean) {
     this.relay = relay;
@@ -910,15 +942,36 @@ function ringPoll(flow: Flow): void {
   relay.inFlight++;
 }
 
+/**
+ * Sends what `flow` has left to send from a copy of its own, and gives its shared buffer back:
+ * a send {@linkcode Poller.reclaim} cancelled. On a rare path, so the copy is allocated here.
+ */
+function sendFromCopy(flow: Flow): void {
+  flow.reclaiming = false;
+  if (flow.bid >= 0) {
+    const poller = flow.relay.poller;
+    const rest = flow.len - flow.sent;
+    // More than 64 bytes: V8 keeps smaller typed arrays in its heap, where they can move.
+    const copy = new Uint8Array(Math.max(rest, 128));
+    copy.set(poller.group!.bytes(flow.bid, flow.len).subarray(flow.sent));
+    flow.pending = copy;
+    flow.from = poller.ring!.addressOf(copy);
+    flow.len = rest;
+    flow.sent = 0;
+    giveBack(flow);
+  }
+  ringSend(flow);
+}
+
 /** Sends on what `flow` received and has not sent yet; complete once every byte is taken. */
 function ringSend(flow: Flow): void {
   const relay = flow.relay;
   const poller = relay.poller;
-  const from = flow.bid >= 0 ? poller.group!.addressOf(flow.bid) : flow.bulkAddr;
+  flow.sentAt = poller.submits;
   poller.pushIo(
     OP_SEND,
     flow.dst.fd,
-    from + flow.sent,
+    flow.from + flow.sent,
     flow.len - flow.sent,
     MSG_NOSIGNAL | MSG_WAITALL,
     0,
@@ -938,17 +991,21 @@ function giveBack(flow: Flow): void {
 /** A ring entry of `relay` of `kind` completed with `res` and `flags`. */
 function ringCompleted(relay: Relay, kind: number, res: number, flags: number): void {
   const flow = (kind & 1) === 0 ? relay.up : relay.down;
+  const poller = relay.poller;
   if (kind === K_POLL_UP || kind === K_POLL_DOWN) {
     if (relay.done) return;
     // Bytes are there (or an error, an end, which the receive reports).
-    return relay.poller.bufferFree ? ringRecv(flow) : relay.poller.starve(flow);
+    if (poller.bufferFree) return ringRecv(flow);
+    poller.starve(flow);
+    return poller.reclaim();
   }
   if (kind === K_RECV_UP || kind === K_RECV_DOWN) {
     flow.bid = BufferGroup.idOf(flags);
-    if (flow.bid >= 0) relay.poller.tookBuffer();
+    if (flow.bid >= 0) poller.tookBuffer(flow.bid, flow);
     if (res > 0 && !relay.done) {
       flow.len = res;
       flow.sent = 0;
+      flow.from = flow.bid >= 0 ? poller.group!.addressOf(flow.bid) : flow.bulkAddr;
       // A receive that filled a shared buffer makes a bulk flow: its next ones are larger.
       if (res === relay.poller.group!.size && flow.bulk === undefined) takeRingBulk(flow);
       return ringSend(flow);
@@ -967,6 +1024,8 @@ function ringCompleted(relay: Relay, kind: number, res: number, flags: number): 
     if (res === NO_BUFFERS) return ringPoll(flow);
     return failed(flow, -res);
   }
+  // Cancelled by reclaim() before it sent anything.
+  if (res === CANCELLED && !relay.done) return sendFromCopy(flow);
   if (res < 0 || relay.done) {
     giveBack(flow);
     if (!relay.done) failed(flow, -res);
@@ -974,7 +1033,11 @@ function ringCompleted(relay: Relay, kind: number, res: number, flags: number): 
   }
   counted(flow, res);
   flow.sent += res;
-  if (flow.sent < flow.len) return ringSend(flow);
+  // Cut short by reclaim() (a cancelled send reports what it sent), or else in parts.
+  if (flow.sent < flow.len) return flow.reclaiming ? sendFromCopy(flow) : ringSend(flow);
+  // Sent whole before the cancellation came (which then finds nothing to cancel).
+  flow.reclaiming = false;
+  flow.pending = undefined;
   giveBack(flow);
   // A bulk flow whose last receive would have fitted a shared buffer has slowed down.
   if (flow.bulk !== undefined && flow.len < relay.poller.group!.size) releaseBulk(flow);

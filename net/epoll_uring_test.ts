@@ -3,7 +3,7 @@ import type { Libc } from "./_libc.ts";
 import { denoLibc } from "./_libc_deno.ts";
 import { denoRingSys } from "./_uring_deno.ts";
 import { epollSockets, openRelayRing, type RelayRing } from "./epoll.ts";
-import type { Conn } from "./mod.ts";
+import type { Conn, RelayCounters } from "./mod.ts";
 import { deadline } from "./_contract.ts";
 import { relayEnds, spawnPeers } from "./_ping_pong.ts";
 
@@ -222,3 +222,104 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "uring relay: a client that stops reading does not keep the shared buffer from the rest",
+  ignore: unavailable !== undefined,
+  async fn() {
+    // One buffer: the relay to a client that reads nothing ends up with a send that cannot
+    // complete. Holding that buffer would stall every other relay for as long.
+    const sockets = epollSockets(libc as Libc, openRelayRing(denoRingSys(), 1) as RelayRing);
+    const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const front = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
+    const counters: RelayCounters[] = [];
+    const relaying = (async () => {
+      for await (const conn of front) {
+        const relayed = { bytesUp: 0, bytesDown: 0 };
+        counters.push(relayed);
+        sockets.connect({ hostname: "127.0.0.1", port: server.addr.port }).then(
+          (upstream) => sockets.relay(conn, upstream, relayed),
+          () => conn.close(),
+        );
+      }
+    })();
+    const conns: Deno.Conn[] = [];
+    try {
+      const stopped = await Deno.connect({ hostname: "127.0.0.1", port: front.addr.port });
+      conns.push(stopped);
+      const toStopped = await server.accept();
+      conns.push(toStopped);
+      // Chunks under a buffer's size, each relayed before the next (a receive that fills a
+      // buffer would make a bulk flow, with a buffer of its own), until the client's socket
+      // is full: then a chunk stays in the relay's send.
+      const chunk = new Uint8Array(8000).fill(42);
+      let written = 0;
+      while (written < 64 * 1024 * 1024) {
+        await toStopped.write(chunk);
+        written += chunk.length;
+        if (!await relayedUpTo(() => counters[0].bytesDown, written, 200)) break;
+      }
+      const echoing = await Deno.connect({ hostname: "127.0.0.1", port: front.addr.port });
+      conns.push(echoing);
+      const echoer = await server.accept();
+      conns.push(echoer);
+      const echoes = (async () => {
+        const message = new TextEncoder().encode("ping");
+        const buf = new Uint8Array(4);
+        for (let round = 0; round < 20; round++) {
+          await echoing.write(message);
+          let got = 0;
+          while (got < 4) {
+            const n = await echoer.read(buf.subarray(got));
+            if (n === null) throw new Error("the server saw the end");
+            got += n;
+          }
+          await echoer.write(buf);
+          got = 0;
+          while (got < 4) {
+            const n = await echoing.read(buf.subarray(got));
+            if (n === null) throw new Error("the client saw the end");
+            got += n;
+          }
+        }
+      })();
+      await deadline(echoes, 10_000, "20 echoes beside the client that stopped reading");
+      // And the one that stopped gets every byte once it reads again.
+      const reading = (async () => {
+        const buf = new Uint8Array(64 * 1024);
+        let got = 0;
+        while (got < written) {
+          const n = await stopped.read(buf);
+          if (n === null) break;
+          got += n;
+        }
+        return got;
+      })();
+      assert.equal(await deadline(reading, 10_000, "the client to read the rest"), written);
+    } finally {
+      for (const conn of conns) conn.close();
+      front.close();
+      server.close();
+      await relaying;
+    }
+  },
+});
+
+/**
+ * Waits until `count()` reaches `target`; false once it has not moved for `quietMs` (there is
+ * no event for a relay's counters: they are plain fields, so they are looked at every ms).
+ */
+async function relayedUpTo(count: () => number, target: number, quietMs: number) {
+  let last = count();
+  let movedAt = Date.now();
+  while (count() < target) {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    if (count() !== last) {
+      last = count();
+      movedAt = Date.now();
+    } else if (Date.now() - movedAt > quietMs) {
+      return false;
+    }
+  }
+  return true;
+}
