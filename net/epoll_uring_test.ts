@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Libc } from "./_libc.ts";
 import { denoLibc } from "./_libc_deno.ts";
 import { denoRingSys } from "./_uring_deno.ts";
-import { epollSockets, openRelayRing, type RelayRing } from "./epoll.ts";
+import { type EpollSockets, epollSockets, openRelayRing, type RelayRing } from "./epoll.ts";
 import type { Conn, RelayCounters } from "./mod.ts";
 import { deadline } from "./_contract.ts";
 import { relayEnds, spawnPeers } from "./_ping_pong.ts";
@@ -75,7 +75,7 @@ Deno.test({
     // whose request then fails with "broken pipe".
     const sockets = epollSockets(libc as Libc, newRing() as RelayRing);
     const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const front = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
+    await using front = await relayingTo(sockets, server.addr.port);
     const request = new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n");
     const reply = new TextEncoder().encode(`HTTP/1.0 200 OK\r\n\r\n${"x".repeat(100)}`);
     const serving = (async () => {
@@ -93,17 +93,9 @@ Deno.test({
         })();
       }
     })();
-    const relaying = (async () => {
-      for await (const conn of front) {
-        sockets.connect({ hostname: "127.0.0.1", port: server.addr.port }).then(
-          (upstream) => sockets.relay(conn, upstream, { bytesUp: 0, bytesDown: 0 }),
-          () => conn.close(),
-        );
-      }
-    })();
     const failures: string[] = [];
     const exchange = async () => {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port: front.addr.port });
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: front.port });
       try {
         await conn.write(request);
         const buf = new Uint8Array(256);
@@ -129,9 +121,7 @@ Deno.test({
       await deadline(work, 60_000, "2,000 exchanges");
       assert.deepEqual(failures, []);
     } finally {
-      front.close();
       server.close();
-      await relaying;
       await serving;
     }
   },
@@ -168,7 +158,7 @@ Deno.test({
     // (ENOBUFS) and must be made again when a send gives the buffer back.
     const sockets = epollSockets(libc as Libc, openRelayRing(denoRingSys(), 1) as RelayRing);
     const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const front = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
+    await using front = await relayingTo(sockets, server.addr.port);
     const serving = (async () => {
       for await (const conn of server) {
         (async () => {
@@ -183,17 +173,9 @@ Deno.test({
         })().catch(() => {});
       }
     })();
-    const relaying = (async () => {
-      for await (const conn of front) {
-        sockets.connect({ hostname: "127.0.0.1", port: server.addr.port }).then(
-          (upstream) => sockets.relay(conn, upstream, { bytesUp: 0, bytesDown: 0 }),
-          () => conn.close(),
-        );
-      }
-    })();
     const rounds = 50;
     const client = async (id: number) => {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port: front.addr.port });
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: front.port });
       try {
         const echoed = new Uint8Array(100);
         for (let round = 0; round < rounds; round++) {
@@ -215,9 +197,7 @@ Deno.test({
       const clients = Promise.all(Array.from({ length: 16 }, (_, id) => client(id)));
       await deadline(clients, 20_000, `16 clients' ${rounds} echoes through one buffer`);
     } finally {
-      front.close();
       server.close();
-      await relaying;
       await serving;
     }
   },
@@ -231,21 +211,10 @@ Deno.test({
     // complete. Holding that buffer would stall every other relay for as long.
     const sockets = epollSockets(libc as Libc, openRelayRing(denoRingSys(), 1) as RelayRing);
     const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const front = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
-    const counters: RelayCounters[] = [];
-    const relaying = (async () => {
-      for await (const conn of front) {
-        const relayed = { bytesUp: 0, bytesDown: 0 };
-        counters.push(relayed);
-        sockets.connect({ hostname: "127.0.0.1", port: server.addr.port }).then(
-          (upstream) => sockets.relay(conn, upstream, relayed),
-          () => conn.close(),
-        );
-      }
-    })();
+    await using front = await relayingTo(sockets, server.addr.port);
     const conns: Deno.Conn[] = [];
     try {
-      const stopped = await Deno.connect({ hostname: "127.0.0.1", port: front.addr.port });
+      const stopped = await Deno.connect({ hostname: "127.0.0.1", port: front.port });
       conns.push(stopped);
       const toStopped = await server.accept();
       conns.push(toStopped);
@@ -257,9 +226,9 @@ Deno.test({
       while (written < 64 * 1024 * 1024) {
         await toStopped.write(chunk);
         written += chunk.length;
-        if (!await relayedUpTo(() => counters[0].bytesDown, written, 200)) break;
+        if (!await relayedUpTo(() => front.counters[0].bytesDown, written, 200)) break;
       }
-      const echoing = await Deno.connect({ hostname: "127.0.0.1", port: front.addr.port });
+      const echoing = await Deno.connect({ hostname: "127.0.0.1", port: front.port });
       conns.push(echoing);
       const echoer = await server.accept();
       conns.push(echoer);
@@ -298,12 +267,37 @@ Deno.test({
       assert.equal(await deadline(reading, 10_000, "the client to read the rest"), written);
     } finally {
       for (const conn of conns) conn.close();
-      front.close();
       server.close();
-      await relaying;
     }
   },
 });
+
+/**
+ * A listener of `sockets` that relays each connection to `port`, with the counters of each relay;
+ * disposing of it closes the listener.
+ */
+async function relayingTo(sockets: EpollSockets, port: number) {
+  const listener = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
+  const counters: RelayCounters[] = [];
+  const relaying = (async () => {
+    for await (const conn of listener) {
+      const relayed = { bytesUp: 0, bytesDown: 0 };
+      counters.push(relayed);
+      sockets.connect({ hostname: "127.0.0.1", port }).then(
+        (upstream) => sockets.relay(conn, upstream, relayed),
+        () => conn.close(),
+      );
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    counters,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await relaying;
+    },
+  };
+}
 
 /**
  * Waits until `count()` reaches `target`; false once it has not moved for `quietMs` (there is
