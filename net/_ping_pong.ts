@@ -1,4 +1,5 @@
 import type { Conn, Listener, Net } from "./mod.ts";
+import { deadline } from "./_contract.ts";
 
 /**
  * The other process of the engine tests that need their traffic to come from outside
@@ -69,9 +70,17 @@ export function spawnPeers(port: number, rounds: number, wait = false): Peers {
 /**
  * The two ends a proxy relays between, for the peers of {@linkcode PING_PONG}: the client's
  * connection accepted on `listener`, and a connection from `sockets` to the peers' server, whose
- * port is the first line they print (read from `lines`).
+ * port is the first line they print (read from `lines`). Rejects after 10 s.
  */
-export async function relayEnds(
+export function relayEnds(
+  sockets: Pick<Net, "connect">,
+  listener: Listener,
+  lines: ReadableStreamDefaultReader<string>,
+): Promise<{ front: Conn; upstream: Conn }> {
+  return deadline(connectEnds(sockets, listener, lines), 10_000, "the relay's two ends");
+}
+
+async function connectEnds(
   sockets: Pick<Net, "connect">,
   listener: Listener,
   lines: ReadableStreamDefaultReader<string>,
