@@ -1007,11 +1007,11 @@ function ringCompleted(relay: Relay, kind: number, res: number, flags: number): 
       flow.sent = 0;
       flow.from = flow.bid >= 0 ? poller.group!.addressOf(flow.bid) : flow.bulkAddr;
       // A receive that filled a shared buffer makes a bulk flow: its next ones are larger.
-      if (res === relay.poller.group!.size && flow.bulk === undefined) takeRingBulk(flow);
+      if (res === poller.group!.size && flow.bulk === undefined) takeRingBulk(flow);
       return ringSend(flow);
     }
     // A receive that took no buffer may have been the turn of one waiting for a buffer.
-    if (flow.bid < 0 && res !== NO_BUFFERS) relay.poller.serveStarved();
+    if (flow.bid < 0 && res !== NO_BUFFERS) poller.serveStarved();
     giveBack(flow);
     if (relay.done) return;
     if (res === 0) {
@@ -1040,7 +1040,7 @@ function ringCompleted(relay: Relay, kind: number, res: number, flags: number): 
   flow.pending = undefined;
   giveBack(flow);
   // A bulk flow whose last receive would have fitted a shared buffer has slowed down.
-  if (flow.bulk !== undefined && flow.len < relay.poller.group!.size) releaseBulk(flow);
+  if (flow.bulk !== undefined && flow.len < poller.group!.size) releaseBulk(flow);
   ringRecv(flow);
 }
 
