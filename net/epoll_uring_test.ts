@@ -217,9 +217,12 @@ Deno.test({
       // Chunks under a buffer's size, each relayed before the next (a receive that fills a
       // buffer would make a bulk flow, with a buffer of its own), until the client's socket
       // is full: then a chunk stays in the relay's send.
-      const chunk = new Uint8Array(8000).fill(42);
+      // Byte i of the stream is i % 251: a chunk lost, repeated or cut at the wrong place
+      // (the rest of a send that was cancelled) shows.
+      const chunk = new Uint8Array(8000);
       let written = 0;
       while (written < 64 * 1024 * 1024) {
+        for (let i = 0; i < chunk.length; i++) chunk[i] = (written + i) % 251;
         await toStopped.write(chunk);
         written += chunk.length;
         if (!await relayedUpTo(() => front.counters[0].bytesDown, written, 200)) break;
@@ -256,6 +259,9 @@ Deno.test({
         while (got < written) {
           const n = await stopped.read(buf);
           if (n === null) break;
+          for (let i = 0; i < n; i++) {
+            if (buf[i] !== (got + i) % 251) throw new Error(`byte ${got + i} is wrong`);
+          }
           got += n;
         }
         return got;
