@@ -37,6 +37,8 @@ export interface Libc {
     valueLen: Uint8Array,
   ): number;
   getsockname(fd: number, addr: Uint8Array, addrLen: Uint8Array): number;
+  /** `ioctl(fd, request, arg)` with a pointer argument. */
+  ioctl(fd: number, request: number, arg: Uint8Array): number;
   eventfd(initval: number, flags: number): number;
   read(fd: number, buf: Uint8Array, len: number): number;
   write(fd: number, buf: Uint8Array, len: number): number;
@@ -79,9 +81,12 @@ export const SOCK_CLOEXEC = 0o2000000;
 export const SOL_SOCKET = 1;
 export const SO_REUSEADDR = 2;
 export const SO_ERROR = 4;
+export const SO_SNDBUF = 7;
 export const SO_REUSEPORT = 15;
 export const IPPROTO_TCP = 6;
 export const TCP_NODELAY = 1;
+/** `ioctl` request: bytes in a socket's send queue, sent but not acknowledged or not sent yet. */
+export const SIOCOUTQ = 0x5411;
 export const TCP_QUICKACK = 12;
 export const SHUT_WR = 1;
 export const SHUT_RDWR = 2;

@@ -23,6 +23,7 @@ const SYMBOLS = {
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   eventfd: { parameters: ["u32", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "u64"], result: "i32" },
   write: { parameters: ["i32", "buffer", "u64"], result: "i32" },
@@ -105,6 +106,7 @@ export function denoLibc(): Libc | { unavailable: string } {
     getsockopt: (fd, level, name, value, valueLen) =>
       c.getsockopt(fd, level, name, value, valueLen),
     getsockname: (fd, addr, addrLen) => c.getsockname(fd, addr, addrLen),
+    ioctl: (fd, request, arg) => c.ioctl(fd, BigInt(request), arg),
     eventfd: (initval, flags) => c.eventfd(initval, flags),
     read: (fd, buf, len) => c.read(fd, buf, lengthOf(len)),
     write: (fd, buf, len) => c.write(fd, buf, lengthOf(len)),

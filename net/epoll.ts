@@ -76,9 +76,11 @@ import {
   MSG_WAITALL,
   SHUT_RDWR,
   SHUT_WR,
+  SIOCOUTQ,
   SO_ERROR,
   SO_REUSEADDR,
   SO_REUSEPORT,
+  SO_SNDBUF,
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_STREAM,
@@ -128,6 +130,10 @@ const SHARED_BYTES = 64 * 1024;
  * against 9.1 Gbit/s, median of 3), for about 9% more CPU per GB; both hold as much per flow.
  */
 const BULK_BYTES = 1024 * 1024;
+/** How long a ring send from a bulk buffer waits on its reader before it goes from a copy. */
+const BULK_WAIT_MS = 1000;
+/** What a bulk flow reads at least, however full its destination looks. */
+const MIN_ROOM = 16 * 1024;
 /** Bulk buffers kept for reuse once their flow has slowed down. */
 const BULK_POOL_MAX = 4;
 /** Bulk buffers taken at once at most; past this, flows go on through the shared one. */
@@ -276,6 +282,10 @@ class Poller {
   /** Submissions made (`io_uring_enter` calls), and at which one buffers were last reclaimed. */
   submits = 0;
   #reclaimedAt = -1;
+  /** Ring flows with a bulk buffer, a timer that looks at their sends, and when it last did. */
+  readonly #ringBulks = new Set<Flow>();
+  #bulkTimer: ReturnType<typeof setTimeout> | undefined;
+  #bulksSeenAt = 0;
   /** Memory for what the kernel reads at the next submission, and how much of it is used. */
   readonly #staging: { buf: Uint8Array; addr: number } | undefined;
   #stagedBytes = 0;
@@ -534,6 +544,36 @@ class Poller {
     }
   }
 
+  /**
+   * Watches `flow`, which has a bulk buffer on the ring: a send from it that waits on its reader
+   * for a second or more (the reader has stopped, or nearly) is cancelled, and what it had left
+   * goes from a copy, so that the buffer (1 MiB) goes back. The epoll engine does as much at
+   * once, from a send's partial count; a ring's send says nothing until it has sent all.
+   */
+  watchBulk(flow: Flow): void {
+    this.#ringBulks.add(flow);
+    if (this.#bulkTimer === undefined) {
+      this.#bulkTimer = setTimeout(() => this.#bulksDue(), BULK_WAIT_MS);
+    }
+  }
+
+  #bulksDue(): void {
+    this.#bulkTimer = undefined;
+    for (const flow of this.#ringBulks) {
+      // A send in flight, queued before the last look: it has waited BULK_WAIT_MS at least.
+      if (flow.relay.done || flow.reclaiming || flow.sent >= flow.len) continue;
+      if (flow.sentAt >= this.#bulksSeenAt) continue;
+      flow.reclaiming = true;
+      const entry = userData(flow.relay, flow.up ? K_SEND_UP : K_SEND_DOWN);
+      this.push({ op: OP_ASYNC_CANCEL, fd: -1, addr: entry, userData: K_NONE });
+    }
+    this.kick();
+    this.#bulksSeenAt = this.submits;
+    if (this.#ringBulks.size > 0) {
+      this.#bulkTimer = setTimeout(() => this.#bulksDue(), BULK_WAIT_MS);
+    }
+  }
+
   /** Whether a buffer of the group is free (or about to be: a receive may be taking it). */
   get bufferFree(): boolean {
     return this.#buffersOut < this.group!.count;
@@ -580,6 +620,12 @@ class Poller {
   };
 
   /** An `int` option of `fd`, or the errno of the failure as a negative number. */
+  /** Bytes in `fd`'s send queue, not sent or not acknowledged yet (`SIOCOUTQ`); 0 if unknown. */
+  sendQueued(fd: number): number {
+    this.#intView.setInt32(0, 0, true);
+    return this.libc.ioctl(fd, SIOCOUTQ, this.#int) < 0 ? 0 : this.#intView.getInt32(0, true);
+  }
+
   intOption(fd: number, level: number, name: number): number {
     this.#intView.setUint32(0, 0, true);
     this.#intLenView.setUint32(0, 4, true);
@@ -699,8 +745,12 @@ class Poller {
     return this.#bulkPool.pop() ?? new Uint8Array(BULK_BYTES);
   }
 
-  /** Gives back a buffer from {@linkcode takeBulk}. */
-  giveBulk(buf: Uint8Array): void {
+  /** Gives back a buffer from {@linkcode takeBulk}, which `flow` held. */
+  giveBulk(buf: Uint8Array, flow: Flow): void {
+    if (this.#ringBulks.delete(flow) && this.#ringBulks.size === 0) {
+      clearTimeout(this.#bulkTimer);
+      this.#bulkTimer = undefined;
+    }
     this.#bulksTaken--;
     if (this.#bulkPool.length < BULK_POOL_MAX) this.#bulkPool.push(buf);
   }
@@ -838,6 +888,8 @@ class Flow {
   ended = false;
   /** `dst`'s write side was shut down (or needs no shutdown): `onEnd` was called. */
   shut = false;
+  /** The size of `dst`'s send buffer when last looked at (see {@linkcode readSize}). */
+  sendBuffer = 0;
   /** On the ring: where {@linkcode bulk} is in memory. */
   bulkAddr = 0;
   /** On the ring: the shared buffer being sent on (or -1), its bytes, and how many went out. */
@@ -922,8 +974,9 @@ function ringRecv(flow: Flow): void {
   const bulk = flow.bulk;
   const poller = relay.poller;
   if (bulk !== undefined) {
-    // A bulk flow receives into its own buffer.
-    poller.pushIo(OP_RECV, flow.src.fd, flow.bulkAddr, bulk.length, 0, 0, userData(relay, kind));
+    // A bulk flow receives into its own buffer, about what its destination takes now.
+    const len = readSize(flow, bulk.length);
+    poller.pushIo(OP_RECV, flow.src.fd, flow.bulkAddr, len, 0, 0, userData(relay, kind));
   } else {
     // The kernel picks a shared buffer when data comes.
     const size = poller.group!.size;
@@ -943,22 +996,29 @@ function ringPoll(flow: Flow): void {
 }
 
 /**
- * Sends what `flow` has left to send from a copy of its own, and gives its shared buffer back:
- * a send {@linkcode Poller.reclaim} cancelled. On a rare path, so the copy is allocated here.
+ * Sends what `flow` has left to send from a copy of its own, and gives back the buffer it was
+ * in (shared, or the flow's bulk buffer): a send {@linkcode Poller.reclaim} or the bulk timer
+ * cancelled. On a rare path, so the copy is allocated here.
  */
 function sendFromCopy(flow: Flow): void {
   flow.reclaiming = false;
-  if (flow.bid >= 0) {
-    const poller = flow.relay.poller;
+  const poller = flow.relay.poller;
+  const held = flow.bid >= 0
+    ? poller.group!.bytes(flow.bid, flow.len)
+    : flow.pending === undefined
+    ? flow.bulk?.subarray(0, flow.len)
+    : undefined;
+  if (held !== undefined) {
     const rest = flow.len - flow.sent;
     // More than 64 bytes: V8 keeps smaller typed arrays in its heap, where they can move.
     const copy = new Uint8Array(Math.max(rest, 128));
-    copy.set(poller.group!.bytes(flow.bid, flow.len).subarray(flow.sent));
+    copy.set(held.subarray(flow.sent));
     flow.pending = copy;
     flow.from = poller.ring!.addressOf(copy);
     flow.len = rest;
     flow.sent = 0;
-    giveBack(flow);
+    if (flow.bid >= 0) giveBack(flow);
+    else releaseBulk(flow);
   }
   ringSend(flow);
 }
@@ -1044,6 +1104,20 @@ function ringCompleted(relay: Relay, kind: number, res: number, flags: number): 
   ringRecv(flow);
 }
 
+/**
+ * About what `flow`'s destination takes before a send waits, up to `max`: its send buffer's
+ * size less what is queued in it, and 16 KiB at least, to move on. An overestimate: the kernel
+ * counts its bookkeeping per packet against the buffer. One system call (`SIOCOUTQ`), two when
+ * the size the kernel tunes is looked at again: when the last one known would cut the read.
+ */
+function readSize(flow: Flow, max: number): number {
+  const poller = flow.relay.poller;
+  const fd = flow.dst.fd;
+  const queued = poller.sendQueued(fd);
+  if (flow.sendBuffer - queued < max) flow.sendBuffer = poller.intOption(fd, SOL_SOCKET, SO_SNDBUF);
+  return Math.min(max, Math.max(flow.sendBuffer - queued, MIN_ROOM));
+}
+
 /** Gives `flow` a buffer of its own on the ring, if one is left. */
 function takeRingBulk(flow: Flow): void {
   const poller = flow.relay.poller;
@@ -1051,6 +1125,7 @@ function takeRingBulk(flow: Flow): void {
   if (bulk === undefined) return;
   flow.bulk = bulk;
   flow.bulkAddr = poller.ring!.addressOf(bulk);
+  poller.watchBulk(flow);
 }
 
 /** Moves what each side of a new relay has already, and sends the ACKs still held. */
@@ -1080,7 +1155,7 @@ function detach(flow: Flow): void {
 
 function releaseBulk(flow: Flow): void {
   if (flow.bulk === undefined) return;
-  flow.relay.poller.giveBulk(flow.bulk);
+  flow.relay.poller.giveBulk(flow.bulk, flow);
   flow.bulk = undefined;
 }
 
@@ -1128,7 +1203,11 @@ function run(flow: Flow): void {
     // receive window then slows the sender (backpressure).
     if (!src.canRead || !dst.canWrite) return;
     const buf = flow.bulk ?? relay.poller.shared;
-    const n = libc.recv(src.fd, buf, buf.length);
+    let len = buf.length;
+    // A bulk flow reads about what its destination takes now: what a reader that has fallen
+    // behind leaves is then small, and held in a copy (below).
+    if (buf === flow.bulk) len = readSize(flow, len);
+    const n = libc.recv(src.fd, buf, len);
     if (n > 0) {
       flow.burst += n;
       let w = libc.send(dst.fd, buf, n);
@@ -1139,13 +1218,15 @@ function run(flow: Flow): void {
       }
       if (w > 0) counted(flow, w);
       if (w < n) {
-        // Held where it is in the flow's own buffer; copied out of the shared one.
-        flow.pending = buf === flow.bulk ? buf.subarray(w, n) : buf.slice(w, n);
+        // Held in a copy, out of the shared buffer or the flow's own, which goes back: its
+        // reader has fallen behind, and may never read again.
+        flow.pending = buf.slice(w, n);
+        if (buf === flow.bulk) releaseBulk(flow);
         dst.canWrite = false;
+        return;
       }
       if (n === buf.length && flow.bulk === undefined) flow.bulk = relay.poller.takeBulk();
-      if (w < n) return;
-      if (n < buf.length) {
+      if (n < len) {
         // A stream socket that gave less than asked is empty: a later arrival is a new edge.
         // Unless its peer has finished, when the next read must see the end of stream...
         if (!src.peerDone) return ranDry(flow);
