@@ -177,12 +177,7 @@ Deno.test({
         for (let round = 0; round < rounds; round++) {
           const message = new TextEncoder().encode(`${id}:${round}:`.padEnd(100, "."));
           await conn.write(message);
-          let got = 0;
-          while (got < message.length) {
-            const n = await conn.read(echoed.subarray(got));
-            if (n === null) throw new Error(`client ${id}: end of stream in round ${round}`);
-            got += n;
-          }
+          await readFull(conn, echoed, `client ${id}, round ${round}`);
           assert.deepEqual(echoed, message);
         }
       } finally {
@@ -236,19 +231,9 @@ Deno.test({
         const buf = new Uint8Array(4);
         for (let round = 0; round < 20; round++) {
           await echoing.write(message);
-          let got = 0;
-          while (got < 4) {
-            const n = await echoer.read(buf.subarray(got));
-            if (n === null) throw new Error("the server saw the end");
-            got += n;
-          }
+          await readFull(echoer, buf, "the server");
           await echoer.write(buf);
-          got = 0;
-          while (got < 4) {
-            const n = await echoing.read(buf.subarray(got));
-            if (n === null) throw new Error("the client saw the end");
-            got += n;
-          }
+          await readFull(echoing, buf, "the client");
         }
       })();
       await deadline(echoes, 10_000, "20 echoes beside the client that stopped reading");
@@ -338,6 +323,15 @@ async function bulkStoppedReader(engine: "uring" | "epoll"): Promise<void> {
   } finally {
     for (const conn of conns) conn.close();
     server.close();
+  }
+}
+
+/** Reads until `buf` is full; `who` names the reader when the stream ends first. */
+async function readFull(conn: Deno.Conn, buf: Uint8Array, who: string): Promise<void> {
+  for (let got = 0; got < buf.length;) {
+    const n = await conn.read(buf.subarray(got));
+    if (n === null) throw new Error(`${who}: end of stream after ${got} bytes of ${buf.length}`);
+    got += n;
   }
 }
 
