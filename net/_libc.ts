@@ -39,6 +39,11 @@ export interface Libc {
   getsockname(fd: number, addr: Uint8Array, addrLen: Uint8Array): number;
   /** `ioctl(fd, request, arg)` with a pointer argument. */
   ioctl(fd: number, request: number, arg: Uint8Array): number;
+  /**
+   * Gives the whole pages inside `buf` back to the kernel (`madvise(MADV_DONTNEED)`): they no
+   * longer count in the process's memory, and read as zeros when next touched.
+   */
+  discard(buf: Uint8Array): void;
   eventfd(initval: number, flags: number): number;
   read(fd: number, buf: Uint8Array, len: number): number;
   write(fd: number, buf: Uint8Array, len: number): number;

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { decodeSockaddr, encodeSockaddr, errnoError } from "./_libc.ts";
+import { decodeSockaddr, encodeSockaddr, errnoError, type Libc } from "./_libc.ts";
+import { denoLibc } from "./_libc_deno.ts";
 
 Deno.test("encodeSockaddr() and decodeSockaddr() round-trip IPv4 and IPv6 literals", () => {
   const cases: [string, number, string][] = [
@@ -44,4 +45,27 @@ Deno.test("errnoError() speaks the one vocabulary, in Deno's words", () => {
   assert.equal(errnoError(9999).code, "Other");
   // A network event carries no stack: where l4chat noticed it says nothing.
   assert.equal(errnoError(111).stack?.includes("    at "), false);
+});
+
+const libc = denoLibc();
+
+Deno.test({
+  name: "discard() gives back the whole pages inside a buffer and leaves the edges alone",
+  ignore: "unavailable" in libc,
+  fn() {
+    const buf = new Uint8Array(1024 * 1024 + 100).fill(0xff);
+    const start = Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+    const first = Math.ceil(start / 4096) * 4096 - start;
+    const end = Math.floor((start + buf.length) / 4096) * 4096 - start;
+    (libc as Libc).discard(buf);
+    // The pages given back read as zeros; the bytes of a page shared with other memory (the
+    // allocator's own, at either end) are as they were.
+    for (const at of [0, first - 1, end, buf.length - 1]) {
+      if (at >= 0 && at < first || at >= end && at < buf.length) {
+        assert.equal(buf[at], 0xff, `${at}`);
+      }
+    }
+    assert.ok(buf.subarray(first, end).every((byte) => byte === 0));
+    assert.ok(end - first >= 1024 * 1024 - 4096);
+  },
 });

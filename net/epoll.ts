@@ -258,6 +258,8 @@ class Poller {
   #registered = 0;
   #looping = false;
   readonly #bulkPool: Uint8Array[] = [];
+  /** Bulk buffers given back past the pool, their pages given back to the kernel. */
+  readonly #coldBulks: Uint8Array[] = [];
   #bulksTaken = 0;
   /** Connects in progress that have a deadline, and the one timer that watches them all. */
   readonly #connects = new Set<EpollConn>();
@@ -742,7 +744,7 @@ class Poller {
   takeBulk(): Uint8Array | undefined {
     if (this.#bulksTaken >= BULKS_MAX) return undefined;
     this.#bulksTaken++;
-    return this.#bulkPool.pop() ?? new Uint8Array(BULK_BYTES);
+    return this.#bulkPool.pop() ?? this.#coldBulks.pop() ?? new Uint8Array(BULK_BYTES);
   }
 
   /** Gives back a buffer from {@linkcode takeBulk}, which `flow` held. */
@@ -752,7 +754,11 @@ class Poller {
       this.#bulkTimer = undefined;
     }
     this.#bulksTaken--;
-    if (this.#bulkPool.length < BULK_POOL_MAX) this.#bulkPool.push(buf);
+    if (this.#bulkPool.length < BULK_POOL_MAX) return void this.#bulkPool.push(buf);
+    // Its pages go back to the kernel now, where dropping it would wait for a collection of
+    // V8's old generation, which an idle process may not make for minutes.
+    this.libc.discard(buf);
+    this.#coldBulks.push(buf);
   }
 
   #control(op: number, fd: number, events: number, slot: number, generation: number): void {
