@@ -516,7 +516,7 @@ class Poller {
 
   /** Cancels the ring entry whose user data is `entry`, then closes `fd`. */
   cancelAndClose(entry: number, fd: number): void {
-    this.push({ op: OP_ASYNC_CANCEL, fd: -1, addr: entry, userData: K_NONE });
+    this.#cancel(entry);
     this.push({ op: OP_CLOSE, fd, userData: K_NONE });
     this.kick();
   }
@@ -540,9 +540,7 @@ class Poller {
       const flow = this.#holders[bid];
       if (flow === undefined || flow.relay.done || flow.reclaiming) continue;
       if (this.submits - flow.sentAt < 2) continue;
-      flow.reclaiming = true;
-      const entry = userData(flow.relay, flow.up ? K_SEND_UP : K_SEND_DOWN);
-      this.push({ op: OP_ASYNC_CANCEL, fd: -1, addr: entry, userData: K_NONE });
+      this.#cancelSend(flow);
     }
   }
 
@@ -565,15 +563,24 @@ class Poller {
       // A send in flight, queued before the last look: it has waited BULK_WAIT_MS at least.
       if (flow.relay.done || flow.reclaiming || flow.sent >= flow.len) continue;
       if (flow.sentAt >= this.#bulksSeenAt) continue;
-      flow.reclaiming = true;
-      const entry = userData(flow.relay, flow.up ? K_SEND_UP : K_SEND_DOWN);
-      this.push({ op: OP_ASYNC_CANCEL, fd: -1, addr: entry, userData: K_NONE });
+      this.#cancelSend(flow);
     }
     this.kick();
     this.#bulksSeenAt = this.submits;
     if (this.#ringBulks.size > 0) {
       this.#bulkTimer = setTimeout(() => this.#bulksDue(), BULK_WAIT_MS);
     }
+  }
+
+  /** Cancels `flow`'s send in flight; what it had left goes from a copy ({@linkcode sendFromCopy}). */
+  #cancelSend(flow: Flow): void {
+    flow.reclaiming = true;
+    this.#cancel(userData(flow.relay, flow.up ? K_SEND_UP : K_SEND_DOWN));
+  }
+
+  /** Cancels the ring entry whose user data is `entry`. */
+  #cancel(entry: number): void {
+    this.push({ op: OP_ASYNC_CANCEL, fd: -1, addr: entry, userData: K_NONE });
   }
 
   /** Whether a buffer of the group is free (or about to be: a receive may be taking it). */
