@@ -70,25 +70,20 @@ Deno.test({
     // after the close (as io_uring makes one, on a worker thread) hits a new connection,
     // whose request then fails with "broken pipe".
     const sockets = epollSockets(libc as Libc, newRing() as RelayRing);
-    const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    await using front = await relayingTo(sockets, server.addr.port);
     const request = new TextEncoder().encode("GET / HTTP/1.0\r\n\r\n");
     const reply = new TextEncoder().encode(`HTTP/1.0 200 OK\r\n\r\n${"x".repeat(100)}`);
-    const serving = (async () => {
-      for await (const conn of server) {
-        (async () => {
-          const buf = new Uint8Array(64);
-          let got = 0;
-          while (got < request.length) {
-            const n = await conn.read(buf.subarray(got));
-            if (n === null) break;
-            got += n;
-          }
-          await conn.write(reply).catch(() => {});
-          conn.close();
-        })();
+    await using server = serveEach(async (conn) => {
+      const buf = new Uint8Array(64);
+      let got = 0;
+      while (got < request.length) {
+        const n = await conn.read(buf.subarray(got));
+        if (n === null) break;
+        got += n;
       }
-    })();
+      await conn.write(reply).catch(() => {});
+      conn.close();
+    });
+    await using front = await relayingTo(sockets, server.port);
     const failures: string[] = [];
     const exchange = async () => {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: front.port });
@@ -108,18 +103,13 @@ Deno.test({
         conn.close();
       }
     };
-    try {
-      const work = (async () => {
-        for (let round = 0; round < 40; round++) {
-          await Promise.all(Array.from({ length: 50 }, exchange));
-        }
-      })();
-      await deadline(work, 60_000, "2,000 exchanges");
-      assert.deepEqual(failures, []);
-    } finally {
-      server.close();
-      await serving;
-    }
+    const work = (async () => {
+      for (let round = 0; round < 40; round++) {
+        await Promise.all(Array.from({ length: 50 }, exchange));
+      }
+    })();
+    await deadline(work, 60_000, "2,000 exchanges");
+    assert.deepEqual(failures, []);
   },
 });
 
@@ -153,22 +143,17 @@ Deno.test({
     // One buffer for every receive of 16 relays echoing at once: most receives find none
     // (ENOBUFS) and must be made again when a send gives the buffer back.
     const sockets = epollSockets(libc as Libc, openRelayRing(denoRingSys(), 1) as RelayRing);
-    const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    await using front = await relayingTo(sockets, server.addr.port);
-    const serving = (async () => {
-      for await (const conn of server) {
-        (async () => {
-          const buf = new Uint8Array(4096);
-          try {
-            for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
-              await conn.write(buf.subarray(0, n));
-            }
-          } finally {
-            conn.close();
-          }
-        })().catch(() => {});
+    await using server = serveEach(async (conn) => {
+      const buf = new Uint8Array(4096);
+      try {
+        for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+          await conn.write(buf.subarray(0, n));
+        }
+      } finally {
+        conn.close();
       }
-    })();
+    });
+    await using front = await relayingTo(sockets, server.port);
     const rounds = 50;
     const client = async (id: number) => {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: front.port });
@@ -184,13 +169,8 @@ Deno.test({
         conn.close();
       }
     };
-    try {
-      const clients = Promise.all(Array.from({ length: 16 }, (_, id) => client(id)));
-      await deadline(clients, 20_000, `16 clients' ${rounds} echoes through one buffer`);
-    } finally {
-      server.close();
-      await serving;
-    }
+    const clients = Promise.all(Array.from({ length: 16 }, (_, id) => client(id)));
+    await deadline(clients, 20_000, `16 clients' ${rounds} echoes through one buffer`);
   },
 });
 
@@ -205,10 +185,8 @@ Deno.test({
     await using front = await relayingTo(sockets, server.addr.port);
     const conns: Deno.Conn[] = [];
     try {
-      const stopped = await Deno.connect({ hostname: "127.0.0.1", port: front.port });
-      conns.push(stopped);
-      const toStopped = await server.accept();
-      conns.push(toStopped);
+      const [stopped, toStopped] = await throughRelay(front.port, server);
+      conns.push(stopped, toStopped);
       // Chunks under a buffer's size, each relayed before the next (a receive that fills a
       // buffer would make a bulk flow, with a buffer of its own), until the client's socket
       // is full: then a chunk stays in the relay's send.
@@ -222,10 +200,8 @@ Deno.test({
         written += chunk.length;
         if (!await relayedUpTo(() => front.counters[0].bytesDown, written, 200)) break;
       }
-      const echoing = await Deno.connect({ hostname: "127.0.0.1", port: front.port });
-      conns.push(echoing);
-      const echoer = await server.accept();
-      conns.push(echoer);
+      const [echoing, echoer] = await throughRelay(front.port, server);
+      conns.push(echoing, echoer);
       const echoes = (async () => {
         const message = new TextEncoder().encode("ping");
         const buf = new Uint8Array(4);
@@ -281,10 +257,8 @@ async function bulkStoppedReader(engine: "uring" | "epoll"): Promise<void> {
   await using front = await relayingTo(sockets, server.addr.port);
   const conns: Deno.Conn[] = [];
   try {
-    const stopped = await Deno.connect({ hostname: "127.0.0.1", port: front.port });
-    conns.push(stopped);
-    const toStopped = await server.accept();
-    conns.push(toStopped);
+    const [stopped, toStopped] = await throughRelay(front.port, server);
+    conns.push(stopped, toStopped);
     let written = 0;
     let stop = false;
     const writing = (async () => {
@@ -326,6 +300,12 @@ async function bulkStoppedReader(engine: "uring" | "epoll"): Promise<void> {
   }
 }
 
+/** A client's connection to the relay listening on `port`, and its server's end of it. */
+async function throughRelay(port: number, server: Deno.Listener): Promise<[Deno.Conn, Deno.Conn]> {
+  const client = await Deno.connect({ hostname: "127.0.0.1", port });
+  return [client, await server.accept()];
+}
+
 /** Reads until `buf` is full; `who` names the reader when the stream ends first. */
 async function readFull(conn: Deno.Conn, buf: Uint8Array, who: string): Promise<void> {
   for (let got = 0; got < buf.length;) {
@@ -333,6 +313,21 @@ async function readFull(conn: Deno.Conn, buf: Uint8Array, who: string): Promise<
     if (n === null) throw new Error(`${who}: end of stream after ${got} bytes of ${buf.length}`);
     got += n;
   }
+}
+
+/** A loopback listener of Deno's own that runs `handle` on each connection; disposing closes it. */
+function serveEach(handle: (conn: Deno.Conn) => Promise<void>) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) handle(conn).catch(() => {});
+  })();
+  return {
+    port: listener.addr.port,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await serving;
+    },
+  };
 }
 
 /**
