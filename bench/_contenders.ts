@@ -171,7 +171,25 @@ export const L4CHAT_VARIANTS: readonly L4chatVariant[] = [
     suffix: ["--workers", "2"],
     serv: false,
   },
+  // On Bun as on Deno: the engine with its relays on io_uring where it can be (`bun main.ts`)...
   { name: "bun", runtime: "bun", cmd: BUN, prefix: [MAIN], suffix: [], serv: true },
+  // ...on epoll alone, and Bun's own sockets.
+  {
+    name: "bun-epoll",
+    runtime: "bun",
+    cmd: BUN,
+    prefix: [MAIN],
+    suffix: ["--io", "epoll"],
+    serv: false,
+  },
+  {
+    name: "bun-runtime",
+    runtime: "bun",
+    cmd: BUN,
+    prefix: [MAIN],
+    suffix: ["--io", "runtime"],
+    serv: true,
+  },
 ];
 
 /** Starts `l4chat <args>` as `variant` runs it, named `name`. */

@@ -186,9 +186,10 @@ export function ioHelp(column: number): string {
   const pad = " ".repeat(column);
   return [
     "  --io MODE".padEnd(column) + "sockets: uring (l4chat's own loop, its sockets on io_uring:",
-    `${pad}Linux 6.6+ on x86-64, Deno with --allow-ffi), epoll (that loop`,
-    `${pad}on epoll alone: Linux, Deno with --allow-ffi), runtime (Deno's or`,
-    `${pad}Bun's own) or auto (the first of these that can run) (default: auto)`,
+    `${pad}Linux 6.6+ on x86-64; Deno with --allow-ffi, or Bun), epoll (that`,
+    `${pad}loop on epoll alone: Linux; Deno with --allow-ffi, or Bun), runtime`,
+    `${pad}(Deno's or Bun's own) or auto (the first of these that can run)`,
+    `${pad}(default: auto)`,
   ].join("\n");
 }
 

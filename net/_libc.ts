@@ -78,6 +78,91 @@ export interface Libc {
   readonly eventDataOffset: number;
 }
 
+/**
+ * How a C function the engine binds takes each parameter and gives its result, in words each
+ * runtime's foreign function interface translates (`_libc_deno.ts`, `_libc_bun.ts`): `buf`
+ * is a typed array passed as a pointer to its bytes, `len` a `size_t`, `ptr` an address.
+ */
+export type CType = "i32" | "u32" | "i64" | "buf" | "len" | "ptr";
+
+/** A C function's parameters and result. */
+export interface CFunction {
+  readonly params: readonly CType[];
+  readonly result: CType;
+}
+
+/** The C library functions of {@linkcode Libc}, as each runtime binds them. */
+export const LIBC_FUNCTIONS = {
+  socket: { params: ["i32", "i32", "i32"], result: "i32" },
+  bind: { params: ["i32", "buf", "u32"], result: "i32" },
+  listen: { params: ["i32", "i32"], result: "i32" },
+  accept4: { params: ["i32", "buf", "buf", "i32"], result: "i32" },
+  connect: { params: ["i32", "buf", "u32"], result: "i32" },
+  recv: { params: ["i32", "buf", "len", "i32"], result: "i32" },
+  send: { params: ["i32", "buf", "len", "i32"], result: "i32" },
+  shutdown: { params: ["i32", "i32"], result: "i32" },
+  close: { params: ["i32"], result: "i32" },
+  setsockopt: { params: ["i32", "i32", "i32", "buf", "u32"], result: "i32" },
+  getsockopt: { params: ["i32", "i32", "i32", "buf", "buf"], result: "i32" },
+  getsockname: { params: ["i32", "buf", "buf"], result: "i32" },
+  ioctl: { params: ["i32", "len", "buf"], result: "i32" },
+  madvise: { params: ["ptr", "len", "i32"], result: "i32" },
+  eventfd: { params: ["u32", "i32"], result: "i32" },
+  read: { params: ["i32", "buf", "len"], result: "i32" },
+  write: { params: ["i32", "buf", "len"], result: "i32" },
+  epoll_create1: { params: ["i32"], result: "i32" },
+  epoll_ctl: { params: ["i32", "i32", "i32", "buf"], result: "i32" },
+  epoll_wait: { params: ["i32", "buf", "i32", "i32"], result: "i32" },
+  __errno_location: { params: [], result: "ptr" },
+} as const satisfies Record<string, CFunction>;
+
+/**
+ * The functions of {@linkcode LIBC_FUNCTIONS} as a runtime bound them: each returns the C
+ * function's `int` (or, for `__errno_location`, the runtime's pointer value).
+ */
+export type BoundLibc = Record<keyof typeof LIBC_FUNCTIONS, (...args: never[]) => unknown>;
+
+/** The parts of {@linkcode Libc} each runtime adds to {@linkcode libcCalls}. */
+export type LibcRuntimeParts = Pick<
+  Libc,
+  "discard" | "epollWait" | "runtimeTurn" | "errno" | "eventSize" | "eventDataOffset"
+>;
+
+/**
+ * The system calls of {@linkcode Libc} over the functions a runtime bound, `len` giving what
+ * that runtime's binding takes for a `len` parameter.
+ */
+export function libcCalls(
+  bound: BoundLibc,
+  len: (n: number) => number | bigint,
+): Omit<Libc, keyof LibcRuntimeParts> {
+  // Every function of the table returns an `int`, passed on as it is.
+  const c = bound as unknown as Record<keyof BoundLibc, (...args: unknown[]) => number>;
+  return {
+    socket: (domain, type, protocol) => c.socket(domain, type, protocol),
+    bind: (fd, addr) => c.bind(fd, addr, addr.length),
+    listen: (fd, backlog) => c.listen(fd, backlog),
+    accept4: (fd, addr, addrLen, flags) => c.accept4(fd, addr, addrLen, flags),
+    connect: (fd, addr) => c.connect(fd, addr, addr.length),
+    recv: (fd, buf, n) => c.recv(fd, buf, len(n), 0),
+    send: (fd, buf, n) => c.send(fd, buf, len(n), MSG_NOSIGNAL),
+    shutdown: (fd, how) => c.shutdown(fd, how),
+    close: (fd) => c.close(fd),
+    setsockopt: (fd, level, name, value) => c.setsockopt(fd, level, name, value, value.length),
+    getsockopt: (fd, level, name, value, valueLen) =>
+      c.getsockopt(fd, level, name, value, valueLen),
+    getsockname: (fd, addr, addrLen) => c.getsockname(fd, addr, addrLen),
+    ioctl: (fd, request, arg) => c.ioctl(fd, len(request), arg),
+    eventfd: (initval, flags) => c.eventfd(initval, flags),
+    read: (fd, buf, n) => c.read(fd, buf, len(n)),
+    write: (fd, buf, n) => c.write(fd, buf, len(n)),
+    epollCreate1: (flags) => c.epoll_create1(flags),
+    epollCtl: (epfd, op, fd, event) => c.epoll_ctl(epfd, op, fd, event),
+    epollPoll: (epfd, events, maxEvents, timeoutMs) =>
+      c.epoll_wait(epfd, events, maxEvents, timeoutMs),
+  };
+}
+
 export const AF_INET = 2;
 export const AF_INET6 = 10;
 export const SOCK_STREAM = 1;

@@ -8,35 +8,45 @@
  *
  * @module
  */
-import { type Libc, MSG_NOSIGNAL } from "./_libc.ts";
+import {
+  type BoundLibc,
+  type CFunction,
+  type CType,
+  type Libc,
+  LIBC_FUNCTIONS,
+  libcCalls,
+} from "./_libc.ts";
+
+/** Each {@linkcode CType} in Deno's words. */
+const DENO_TYPES: Record<CType, Deno.NativeType> = {
+  i32: "i32",
+  u32: "u32",
+  i64: "i64",
+  buf: "buffer",
+  len: "u64",
+  ptr: "pointer",
+};
+
+/** `functions` as `Deno.dlopen` takes them. */
+export function denoSymbols<F extends Record<string, CFunction>>(
+  functions: F,
+): { [K in keyof F]: Deno.ForeignFunction } {
+  return Object.fromEntries(
+    Object.entries(functions).map((
+      [name, { params, result }],
+    ) => [name, { parameters: params.map((t) => DENO_TYPES[t]), result: DENO_TYPES[result] }]),
+  ) as unknown as { [K in keyof F]: Deno.ForeignFunction };
+}
 
 const SYMBOLS = {
-  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  listen: { parameters: ["i32", "i32"], result: "i32" },
-  accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
-  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
-  recv: { parameters: ["i32", "buffer", "u64", "i32"], result: "i32" },
-  send: { parameters: ["i32", "buffer", "u64", "i32"], result: "i32" },
-  shutdown: { parameters: ["i32", "i32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
-  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
-  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
-  madvise: { parameters: ["pointer", "u64", "i32"], result: "i32" },
-  eventfd: { parameters: ["u32", "i32"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "u64"], result: "i32" },
-  write: { parameters: ["i32", "buffer", "u64"], result: "i32" },
-  epoll_create1: { parameters: ["i32"], result: "i32" },
-  epoll_ctl: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
-  epoll_wait: {
+  ...denoSymbols(LIBC_FUNCTIONS),
+  // The wait on another thread (see Libc.epollWait).
+  epoll_wait_elsewhere: {
+    name: "epoll_wait",
     parameters: ["i32", "buffer", "i32", "i32"],
     result: "i32",
     nonblocking: true,
   },
-  epoll_poll: { name: "epoll_wait", parameters: ["i32", "buffer", "i32", "i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
 /** The page size `madvise` works in (x86-64 and arm64 Linux as Deno builds for them). */
@@ -95,38 +105,18 @@ export function denoLibc(): Libc | { unavailable: string } {
   const lib = openLibc(SYMBOLS);
   if ("unavailable" in lib) return lib;
   const c = lib.symbols;
-  const errno = errnoCell(c.__errno_location());
+  const errno = errnoCell(c.__errno_location() as Deno.PointerValue);
+  const wait = c.epoll_wait_elsewhere as (...args: unknown[]) => Promise<number>;
   const packed = Deno.build.arch === "x86_64";
   return {
-    socket: (domain, type, protocol) => c.socket(domain, type, protocol),
-    bind: (fd, addr) => c.bind(fd, addr, addr.length),
-    listen: (fd, backlog) => c.listen(fd, backlog),
-    accept4: (fd, addr, addrLen, flags) => c.accept4(fd, addr, addrLen, flags),
-    connect: (fd, addr) => c.connect(fd, addr, addr.length),
-    recv: (fd, buf, len) => c.recv(fd, buf, lengthOf(len), 0),
-    send: (fd, buf, len) => c.send(fd, buf, lengthOf(len), MSG_NOSIGNAL),
-    shutdown: (fd, how) => c.shutdown(fd, how),
-    close: (fd) => c.close(fd),
-    setsockopt: (fd, level, name, value) => c.setsockopt(fd, level, name, value, value.length),
-    getsockopt: (fd, level, name, value, valueLen) =>
-      c.getsockopt(fd, level, name, value, valueLen),
-    getsockname: (fd, addr, addrLen) => c.getsockname(fd, addr, addrLen),
-    ioctl: (fd, request, arg) => c.ioctl(fd, BigInt(request), arg),
+    ...libcCalls(c as unknown as BoundLibc, lengthOf),
     discard: (buf) => {
       const start = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
       const first = (start + PAGE - 1n) & ~(PAGE - 1n);
       const end = (start + BigInt(buf.byteLength)) & ~(PAGE - 1n);
       if (end > first) c.madvise(Deno.UnsafePointer.create(first), end - first, MADV_DONTNEED);
     },
-    eventfd: (initval, flags) => c.eventfd(initval, flags),
-    read: (fd, buf, len) => c.read(fd, buf, lengthOf(len)),
-    write: (fd, buf, len) => c.write(fd, buf, lengthOf(len)),
-    epollCreate1: (flags) => c.epoll_create1(flags),
-    epollCtl: (epfd, op, fd, event) => c.epoll_ctl(epfd, op, fd, event),
-    epollWait: (epfd, events, maxEvents, timeoutMs) =>
-      c.epoll_wait(epfd, events, maxEvents, timeoutMs),
-    epollPoll: (epfd, events, maxEvents, timeoutMs) =>
-      c.epoll_poll(epfd, events, maxEvents, timeoutMs),
+    epollWait: (epfd, events, maxEvents, timeoutMs) => wait(epfd, events, maxEvents, timeoutMs),
     errno: () => errno[0],
     runtimeTurn: makeRuntimeTurn(),
     eventSize: packed ? 12 : 16,

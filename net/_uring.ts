@@ -5,7 +5,8 @@
  * 1 µs before it does anything; a bare relay on one ring (`bench/reference/uring_relay.ts`) made
  * new connections at 1.22x HAProxy's rate, where the epoll engine, one call per operation, made
  * 0.95x (docs/benchmarks.md). This module is the ring alone, for an engine to build on; how a
- * runtime reaches the system calls and memory it needs is {@linkcode RingSys} (`_uring_deno.ts`).
+ * runtime reaches the system calls and memory it needs is {@linkcode RingSys} (`_uring_deno.ts`,
+ * `_uring_bun.ts`).
  *
  * Addresses handed to the kernel stay in use after the call that passes them: they must point
  * into memory that neither moves nor is collected meanwhile. {@linkcode Ring.pin} gives such
@@ -16,6 +17,7 @@
  *
  * @module
  */
+import type { CFunction } from "./_libc.ts";
 
 /** How a runtime reaches io_uring's system calls and shared memory. */
 export interface RingSys {
@@ -31,6 +33,24 @@ export interface RingSys {
   addressOf(buf: Uint8Array): number;
   close(fd: number): void;
 }
+
+/**
+ * The C library functions a {@linkcode RingSys} binds: `syscall` (variadic; on x86-64 integer
+ * arguments go in the same registers either way) for io_uring's three system calls, and `mmap`.
+ */
+export const URING_FUNCTIONS = {
+  syscall: { params: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
+  mmap: { params: ["ptr", "len", "i32", "i32", "i32", "i64"], result: "ptr" },
+  close: { params: ["i32"], result: "i32" },
+  __errno_location: { params: [], result: "ptr" },
+} as const satisfies Record<string, CFunction>;
+
+/** io_uring's system calls on x86-64, and what `map` asks of `mmap`. */
+export const SYS_IO_URING_SETUP = 425;
+export const SYS_IO_URING_ENTER = 426;
+export const SYS_IO_URING_REGISTER = 427;
+export const PROT_READ_WRITE = 3;
+export const MAP_SHARED_POPULATE = 0x8001;
 
 /** The operations l4chat uses (`enum io_uring_op`). */
 export const OP_NOP = 0;

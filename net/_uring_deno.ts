@@ -4,37 +4,34 @@
  *
  * @module
  */
-import { errnoCell, openLibc } from "./_libc_deno.ts";
-import type { RingSys } from "./_uring.ts";
+import { denoSymbols, errnoCell, openLibc } from "./_libc_deno.ts";
+import {
+  MAP_SHARED_POPULATE,
+  PROT_READ_WRITE,
+  type RingSys,
+  SYS_IO_URING_ENTER,
+  SYS_IO_URING_REGISTER,
+  SYS_IO_URING_SETUP,
+  URING_FUNCTIONS,
+} from "./_uring.ts";
 
-const SYS_IO_URING_SETUP = 425n;
-const SYS_IO_URING_ENTER = 426n;
-const SYS_IO_URING_REGISTER = 427n;
-const PROT_READ_WRITE = 3;
-const MAP_SHARED_POPULATE = 0x8001;
 const MAP_FAILED = 0xffffffffffffffffn;
-
-const SYMBOLS = {
-  // `syscall` is variadic; on x86-64 integer arguments go in the same registers either way.
-  syscall: { parameters: ["i64", "i64", "i64", "i64", "i64", "i64", "i64"], result: "i64" },
-  mmap: { parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"], result: "pointer" },
-  close: { parameters: ["i32"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const;
 
 /** The system calls of a ring, or why this process cannot make them. */
 export function denoRingSys(): RingSys | { unavailable: string } {
   // The system call numbers below are x86-64's.
   if (Deno.build.arch !== "x86_64") return { unavailable: "it needs x86-64" };
-  const lib = openLibc(SYMBOLS);
+  const lib = openLibc(denoSymbols(URING_FUNCTIONS));
   if ("unavailable" in lib) return lib;
   const c = lib.symbols;
-  const errno = errnoCell(c.__errno_location());
+  const errno = errnoCell(c.__errno_location() as Deno.PointerValue);
   const addressOf = (buf: Uint8Array) =>
     Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
   /** System call `nr` with up to four arguments: its result, or -errno (`syscall` gives -1). */
-  const call = (nr: bigint, a: number, b: number, c3 = 0, d = 0) => {
-    const res = Number(c.syscall(nr, BigInt(a), BigInt(b), BigInt(c3), BigInt(d), 0n, 0n));
+  const call = (nr: number, a: number, b: number, c3 = 0, d = 0) => {
+    const res = Number(
+      c.syscall(BigInt(nr), BigInt(a), BigInt(b), BigInt(c3), BigInt(d), 0n, 0n) as bigint,
+    );
     return res === -1 ? -errno[0] : res;
   };
   return {
@@ -47,7 +44,7 @@ export function denoRingSys(): RingSys | { unavailable: string } {
         MAP_SHARED_POPULATE,
         fd,
         BigInt(offset),
-      );
+      ) as Deno.PointerValue;
       if (ptr === null || BigInt(Deno.UnsafePointer.value(ptr)) === MAP_FAILED) return undefined;
       return Deno.UnsafePointerView.getArrayBuffer(ptr, bytes);
     },

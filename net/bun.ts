@@ -18,6 +18,7 @@ import {
   type Conn,
   type ConnectOptions,
   type HttpServer,
+  type IoMode,
   type Listener,
   type ListenOptions,
   type Net,
@@ -25,7 +26,9 @@ import {
   type RelayCounters,
   type RelayOptions,
 } from "./mod.ts";
-import { resolveAll } from "./_resolve.ts";
+import { bunLibc } from "./_libc_bun.ts";
+import { runtimeNet } from "./epoll.ts";
+import { bunRingSys } from "./_uring_bun.ts";
 
 function bunGlobal(): BunGlobal {
   return (globalThis as unknown as { Bun: BunGlobal }).Bun;
@@ -198,15 +201,18 @@ function serveHttp(
   }
 }
 
-/** The {@linkcode Net} of Bun: `Bun.listen` / `Bun.connect` sockets and `Bun.serve`. */
-export function bunNet(): Net {
-  return {
-    runtime: `bun ${bunGlobal().version}`,
-    io: "runtime",
-    listen,
-    connect,
-    relay,
-    resolve: resolveAll,
+/**
+ * The {@linkcode Net} of Bun. TCP goes through the epoll engine (`epoll.ts`, on `bun:ffi`), with
+ * its relays on an io_uring ring, when `io` asks for that or is `auto` and it can run here, else
+ * through `Bun.listen` / `Bun.connect`; HTTP is `Bun.serve` either way. Throws
+ * {@linkcode NetError} when `io` names an engine that cannot run.
+ */
+export function bunNet(options: { io?: IoMode } = {}): Net {
+  return runtimeNet(options.io ?? "auto", {
+    version: `bun ${bunGlobal().version}`,
+    libc: bunLibc,
+    ringSys: bunRingSys,
+    own: { listen, connect, relay },
     serveHttp,
-  };
+  });
 }

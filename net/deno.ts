@@ -19,9 +19,8 @@ import {
   RELAY_BUFFER_MIN,
   takeLargeBuffer,
 } from "./_buffer.ts";
-import { resolveAll } from "./_resolve.ts";
 import { denoLibc } from "./_libc_deno.ts";
-import { epollSockets, openRelayRing } from "./epoll.ts";
+import { runtimeNet } from "./epoll.ts";
 import { denoRingSys } from "./_uring_deno.ts";
 
 const TOP_LEVEL = RELAY_BUFFER_CLASSES.length - 1;
@@ -321,36 +320,11 @@ function serveHttp(
  * {@linkcode NetError} when `io` names an engine that cannot run.
  */
 export function denoNet(options: { io?: IoMode } = {}): Net {
-  const io = options.io ?? "auto";
-  const version = `deno ${Deno.version.deno}`;
-  if (io !== "runtime") {
-    const libc = denoLibc();
-    if ("unavailable" in libc) {
-      if (io !== "auto") {
-        throw new NetError("Other", `--io ${io} is not available: ${libc.unavailable}`);
-      }
-    } else {
-      const ring = io === "epoll" ? undefined : openRelayRing(denoRingSys());
-      if (ring !== undefined && "unavailable" in ring && io === "uring") {
-        throw new NetError("Other", `--io uring is not available: ${ring.unavailable}`);
-      }
-      const onRing = ring !== undefined && !("unavailable" in ring);
-      return {
-        runtime: `${version}, ${onRing ? "io_uring" : "epoll"}`,
-        io: onRing ? "uring" : "epoll",
-        ...epollSockets(libc, onRing ? ring : undefined),
-        resolve: resolveAll,
-        serveHttp,
-      };
-    }
-  }
-  return {
-    runtime: version,
-    io: "runtime",
-    listen,
-    connect,
-    relay,
-    resolve: resolveAll,
+  return runtimeNet(options.io ?? "auto", {
+    version: `deno ${Deno.version.deno}`,
+    libc: denoLibc,
+    ringSys: denoRingSys,
+    own: { listen, connect, relay },
     serveHttp,
-  };
+  });
 }

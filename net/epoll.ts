@@ -39,6 +39,7 @@ import {
   type Addr,
   type Conn,
   type ConnectOptions,
+  type IoMode,
   type Listener,
   type ListenOptions,
   type Net,
@@ -1853,6 +1854,51 @@ function targetOf(ip: string, port: number): Target {
 
 /** What the engine gives a {@linkcode Net}: TCP listen, connect and relay. */
 export type EpollSockets = Pick<Net, "listen" | "connect" | "relay">;
+
+/** What a runtime brings to its {@linkcode Net} (see {@linkcode runtimeNet}). */
+export interface RuntimeParts {
+  /** The runtime's name and version, for `--version`. */
+  version: string;
+  /** Its binding of the C library, or why there is none. */
+  libc: () => Libc | { unavailable: string };
+  /** Its binding of io_uring's system calls, or why there is none: asked only for a ring. */
+  ringSys: () => RingSys | { unavailable: string };
+  /** Its own TCP, for `--io runtime` and where the engine cannot run. */
+  own: EpollSockets;
+  serveHttp: Net["serveHttp"];
+}
+
+/**
+ * The {@linkcode Net} of a runtime under `io`: TCP through this engine, with its relays on an
+ * io_uring ring when `io` asks for that or is `auto` and it can run, else the runtime's own.
+ * Throws {@linkcode NetError} when `io` names an engine that cannot run.
+ */
+export function runtimeNet(io: IoMode, parts: RuntimeParts): Net {
+  const own = {
+    runtime: parts.version,
+    io: "runtime" as const,
+    ...parts.own,
+    resolve: resolveAll,
+    serveHttp: parts.serveHttp,
+  };
+  if (io === "runtime") return own;
+  const libc = parts.libc();
+  if ("unavailable" in libc) {
+    if (io === "auto") return own;
+    throw new NetError("Other", `--io ${io} is not available: ${libc.unavailable}`);
+  }
+  const ring = io === "epoll" ? undefined : openRelayRing(parts.ringSys());
+  if (ring !== undefined && "unavailable" in ring && io === "uring") {
+    throw new NetError("Other", `--io uring is not available: ${ring.unavailable}`);
+  }
+  const onRing = ring !== undefined && !("unavailable" in ring);
+  return {
+    ...own,
+    runtime: `${parts.version}, ${onRing ? "io_uring" : "epoll"}`,
+    io: onRing ? "uring" : "epoll",
+    ...epollSockets(libc, onRing ? ring : undefined),
+  };
+}
 
 /** The epoll engine over `libc`, for the calling thread. */
 export function epollSockets(libc: Libc, ring?: RelayRing): EpollSockets {

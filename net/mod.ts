@@ -175,9 +175,9 @@ export function formatAddr(addr: Addr): string {
 }
 
 /**
- * Which sockets l4chat uses. `epoll`: the engine of `epoll.ts` (Linux, Deno with
- * `--allow-ffi`); `uring`: that engine with its relays on an io_uring ring (also Linux 6.6+
- * on x86-64, where io_uring is allowed); `runtime`: the runtime's own; `auto`: the first of
+ * Which sockets l4chat uses. `epoll`: the engine of `epoll.ts` (Linux; Deno with
+ * `--allow-ffi`, or Bun); `uring`: that engine with its relays on an io_uring ring (also Linux
+ * 6.6+ on x86-64, where io_uring is allowed); `runtime`: the runtime's own; `auto`: the first of
  * `uring`, `epoll` and `runtime` that can run.
  */
 export type IoMode = "auto" | "uring" | "epoll" | "runtime";
@@ -199,11 +199,8 @@ export interface LoadNetOptions {
 export async function loadNet(options: LoadNetOptions = {}): Promise<Net> {
   const io = options.io ?? "auto";
   if ("Bun" in globalThis) {
-    if (io === "epoll" || io === "uring") {
-      throw new NetError("Other", `--io ${io} is not available on Bun: use auto or runtime`);
-    }
     const { bunNet } = await import("./bun.ts");
-    return bunNet();
+    return bunNet({ io });
   }
   const { denoNet } = await import("./deno.ts");
   return denoNet({ io });

@@ -65,20 +65,15 @@ export const WORKER_PERMISSIONS: RunOptions = {
 };
 
 /**
- * Every data path the process under test has: the default (under `deno run` with the README's
- * permissions, the epoll engine with its relays on io_uring, or without where io_uring is not
- * allowed; Bun's sockets in a Bun binary), two workers, and under Deno the epoll engine alone
- * and the runtime's own sockets too. The byte-exact, half-close and many-connection tests run
- * on each.
+ * Every data path the process under test has: the default (the epoll engine with its relays on
+ * io_uring, or without where io_uring is not allowed, on Deno as on Bun), the engine on epoll
+ * alone, the runtime's own sockets, and two workers. The byte-exact, half-close and
+ * many-connection tests run on each.
  */
 export const DATA_PATHS: readonly DataPath[] = [
-  ...(RUNS_WITH_DENO_PERMISSIONS
-    ? [
-      { name: "default", args: [] },
-      { name: "io epoll", args: ["--io", "epoll"] },
-      { name: "io runtime", args: ["--io", "runtime"] },
-    ]
-    : [{ name: "binary", args: [] }]),
+  { name: RUNS_WITH_DENO_PERMISSIONS ? "default" : "binary", args: [] },
+  { name: "io epoll", args: ["--io", "epoll"] },
+  { name: "io runtime", args: ["--io", "runtime"] },
   ...(WORKERS_OK
     ? [{
       name: "2 workers",
