@@ -4,7 +4,8 @@
  *
  * Usage: deno task bench [--quick] [--reps N] [--seconds S] [--only proxy|memory|chat]
  * [--contender none,l4chat-deno,l4chat-deno-epoll,l4chat-deno-runtime,l4chat-deno-w2,l4chat-bun,
- * haproxy,nginx,reference-c,reference-uring]   (reference-uring only when named)
+ * l4chat-bun-epoll,l4chat-bun-runtime,haproxy,nginx,reference-c,reference-uring]
+ * (reference-uring only when named; serv-<name> runs with l4chat-<name> in the chat workloads)
  * [--clients 10,100,1000]
  * deno task bench --report bench-results/<time>.json (prints the tables of a saved run)
  *

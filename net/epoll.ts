@@ -629,13 +629,13 @@ class Poller {
     this.leave(user);
   };
 
-  /** An `int` option of `fd`, or the errno of the failure as a negative number. */
   /** Bytes in `fd`'s send queue, not sent or not acknowledged yet (`SIOCOUTQ`); 0 if unknown. */
   sendQueued(fd: number): number {
     this.#intView.setInt32(0, 0, true);
     return this.libc.ioctl(fd, SIOCOUTQ, this.#int) < 0 ? 0 : this.#intView.getInt32(0, true);
   }
 
+  /** An `int` option of `fd`, or the errno of the failure as a negative number. */
   intOption(fd: number, level: number, name: number): number {
     this.#intView.setUint32(0, 0, true);
     this.#intLenView.setUint32(0, 4, true);
