@@ -351,6 +351,20 @@ http {
 }
 
 /** `iperf3 -s` on a free port. */
+/** The backend of the stalled-download workload (`flood_backend.ts`). */
+export async function startFloodBackend(): Promise<Running> {
+  const port = freePort();
+  const proc = await start("flood-backend", Deno.execPath(), [
+    "run",
+    "--quiet",
+    "--allow-net",
+    `${ROOT}bench/flood_backend.ts`,
+    String(port),
+  ]);
+  await started(proc, port);
+  return running(port, [proc]);
+}
+
 export async function startIperfServer(): Promise<Running> {
   const port = freePort();
   const proc = await start("iperf3-server", "iperf3", ["-s", "-p", String(port)]);

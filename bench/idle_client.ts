@@ -1,10 +1,11 @@
 /**
- * Holds idle TCP connections to `127.0.0.1:<port>` for the memory workload. For each count in
+ * Holds idle TCP connections to `127.0.0.1:<port>` for the memory workloads. For each count in
  * `<counts>` (comma-separated, rising) it opens connections until it holds that many, prints
  * `held <n>` and waits for a line on stdin; after the last it closes them all and exits.
- * Sends and reads nothing.
+ * Reads nothing; with `send`, it sends one byte on each connection (a request whose answer it
+ * will not read), and nothing otherwise.
  *
- * Usage: deno run --allow-net bench/idle_client.ts <port> <count>[,<count>...]
+ * Usage: deno run --allow-net bench/idle_client.ts <port> <count>[,<count>...] [send]
  *
  * @module
  */
@@ -12,7 +13,8 @@
 const BATCH = 200;
 const CONNECT_TIMEOUT_MS = 60_000;
 
-const [portText, countsText] = Deno.args;
+const [portText, countsText, mode] = Deno.args;
+const request = mode === "send" ? new Uint8Array([0x53]) : undefined;
 const port = Number(portText);
 const counts = countsText.split(",").map(Number);
 const conns: Deno.TcpConn[] = [];
@@ -34,7 +36,9 @@ for (const count of counts) {
       Array.from({ length: n }, () => Deno.connect({ hostname: "127.0.0.1", port })),
     );
     for (const result of batch) {
-      if (result.status === "fulfilled") conns.push(result.value);
+      if (result.status !== "fulfilled") continue;
+      conns.push(result.value);
+      if (request !== undefined) await result.value.write(request);
     }
   }
   console.log(`held ${conns.length}`);

@@ -2,7 +2,7 @@
  * `deno task bench`: l4chat against HAProxy and nginx on loopback, in one run. See
  * `docs/benchmarks.md` for what it measures and the latest figures.
  *
- * Usage: deno task bench [--quick] [--reps N] [--seconds S] [--only proxy|memory|chat]
+ * Usage: deno task bench [--quick] [--reps N] [--seconds S] [--only proxy|memory|chat|stalled]
  * [--contender none,l4chat-deno,l4chat-deno-epoll,l4chat-deno-runtime,l4chat-deno-w2,l4chat-bun,
  * l4chat-bun-epoll,l4chat-bun-runtime,haproxy,nginx,reference-c,reference-uring]
  * (reference-uring only when named; serv-<name> runs with l4chat-<name> in the chat workloads)
@@ -30,6 +30,7 @@ import {
   noProxy,
   referenceUring,
   type Running,
+  startFloodBackend,
   startHttpBackend,
   startIperfServer,
   startL4chat,
@@ -85,6 +86,10 @@ const WRK_CONNECTIONS = 50;
 const HTTP_ROUND_SECONDS = 1;
 /** Rounds of the HTTP workloads per repetition: as many seconds in all as a bulk run. */
 const HTTP_ROUNDS = Math.max(1, Math.round(SECONDS / HTTP_ROUND_SECONDS));
+/** Clients of the stalled-download workload, and how long after they connect it measures. */
+const STALLED_CLIENTS = 200;
+const STALLED_WAIT_MS = 5000;
+/** The workloads run; `stalled` only when named. */
 const ONLY = new Set(values.only ?? ["proxy", "memory", "chat"]);
 
 /** One measurement: metric name to value. */
@@ -224,6 +229,13 @@ async function say(proc: Proc, text: string): Promise<void> {
   writer.releaseLock();
 }
 
+/** Starts `bench/idle_client.ts`, holding `counts` connections to `port` in turn. */
+function startHolder(port: number, counts: number[], mode?: "send"): Promise<Proc> {
+  const args = ["run", "--quiet", "--allow-net", `${ROOT}bench/idle_client.ts`, String(port)];
+  args.push(counts.join(","), ...(mode === undefined ? [] : [mode]));
+  return start("idle-client", Deno.execPath(), args, { pipeStdout: true, pipeStdin: true });
+}
+
 async function idleMemory(contender: Contender, httpPort: number, dir: string, counts: number[]) {
   const proxy: Running = await contender.start(httpPort, dir);
   let holder: Proc | undefined;
@@ -234,14 +246,7 @@ async function idleMemory(contender: Contender, httpPort: number, dir: string, c
     await runWrk(proxy.port, { seconds: WARMUP_SECONDS, connections: WARMUP_CONNECTIONS });
     await sleep(1500);
     const rss0 = rssBytes(proxy.pids());
-    holder = await start("idle-client", Deno.execPath(), [
-      "run",
-      "--quiet",
-      "--allow-net",
-      `${ROOT}bench/idle_client.ts`,
-      String(proxy.port),
-      counts.join(","),
-    ], { pipeStdout: true, pipeStdin: true });
+    holder = await startHolder(proxy.port, counts);
     const next = lineReader(holder);
     const sample: Sample = { idleRssMB: rss0 / 1e6 };
     for (const count of counts) {
@@ -252,6 +257,37 @@ async function idleMemory(contender: Contender, httpPort: number, dir: string, c
       await say(holder, "next\n");
     }
     record("memory", contender.name, sample);
+  } finally {
+    if (holder !== undefined) await stop(holder);
+    await proxy.stop();
+  }
+}
+
+/**
+ * Clients that start a download and stop reading it: `STALLED_CLIENTS` connections through
+ * `contender` to the flood backend each send a byte and read nothing; `STALLED_WAIT_MS` later
+ * (the backend has filled every buffer between them by then), the proxy's RSS less its RSS
+ * before, per client.
+ */
+async function stalledMemory(contender: Contender, floodPort: number, dir: string) {
+  const proxy: Running = await contender.start(floodPort, dir);
+  let holder: Proc | undefined;
+  try {
+    await sleep(1500);
+    const rss0 = rssBytes(proxy.pids());
+    holder = await startHolder(proxy.port, [STALLED_CLIENTS], "send");
+    const line = await lineReader(holder)();
+    if (line !== `held ${STALLED_CLIENTS}`) {
+      throw new Error(`stalled client: ${line} (${holder.stderr()})`);
+    }
+    // What is measured is where memory stands after a while: nothing to wait for but time.
+    await sleep(STALLED_WAIT_MS);
+    const rss = rssBytes(proxy.pids());
+    record("stalled", contender.name, {
+      stalledRssMB: rss / 1e6,
+      bytesPerStalledClient: (rss - rss0) / STALLED_CLIENTS,
+    });
+    await say(holder, "next\n");
   } finally {
     if (holder !== undefined) await stop(holder);
     await proxy.stop();
@@ -482,6 +518,10 @@ function render(): string {
       [`bytesPerConn${n}`, `bytes/conn at ${n}`, "lower"] as [string, string, "lower"]
     ),
   ], ref);
+  const stalledTable = samples.stalled === undefined ? "" : table(["stalled"], [
+    ["stalledRssMB", `RSS MB, ${STALLED_CLIENTS} clients`, "lower"],
+    ["bytesPerStalledClient", "bytes per client", "lower"],
+  ], ref);
   const chatGroups = Object.keys(samples).filter((g) => g.startsWith("chat-"))
     .sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
   const chatRows = chatGroups.map((group) =>
@@ -562,6 +602,10 @@ function render(): string {
   return `Proxies (median ±half-spread; ratio to HAProxy, for the HTTP workloads the median of\n` +
     `the ratios within each round):\n\n${proxyTable}\n\n` +
     `Memory per idle proxied connection (bytes of RSS per connection held):\n\n${memoryTable}\n\n` +
+    (stalledTable === ""
+      ? ""
+      : `Clients that stop reading a download (RSS ${STALLED_WAIT_MS / 1000} s after they ` +
+        `connect, less RSS before):\n\n${stalledTable}\n\n`) +
     `Chat fan-out (l4chat serv):\n${chatRows}\n\nTargets (issue 8):\n\n${targets.join("\n")}\n`;
 }
 
@@ -621,6 +665,8 @@ async function main(): Promise<void> {
     if (iperf) backends.push(iperf);
     const http = haveNginx ? await startHttpBackend(dir) : undefined;
     if (http) backends.push(http);
+    const flood = ONLY.has("stalled") ? await startFloodBackend() : undefined;
+    if (flood) backends.push(flood);
     for (let rep = 0; rep < REPS; rep++) {
       console.error(`bench: repetition ${rep + 1} of ${REPS}`);
       if (ONLY.has("proxy") && iperf && http && haveWrk) {
@@ -644,6 +690,15 @@ async function main(): Promise<void> {
             `${contender.name} memory`,
             120_000,
             () => idleMemory(contender, http.port, dir, counts),
+          );
+        }
+      }
+      if (ONLY.has("stalled") && flood) {
+        for (const contender of rotate(contenders.filter((c) => c !== noProxy), rep)) {
+          await bounded(
+            `${contender.name} stalled`,
+            120_000,
+            () => stalledMemory(contender, flood.port, dir),
           );
         }
       }
