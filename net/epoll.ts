@@ -78,7 +78,6 @@ import {
   SHUT_RDWR,
   SHUT_WR,
   SIOCOUTQ,
-  SIOCOUTQNSD,
   SO_ERROR,
   SO_REUSEADDR,
   SO_REUSEPORT,
@@ -136,12 +135,6 @@ const BULK_BYTES = 1024 * 1024;
 const BULK_WAIT_MS = 1000;
 /** What a bulk flow reads at least, however full its destination looks. */
 const MIN_ROOM = 16 * 1024;
-/**
- * Unsent bytes past which a destination counts as behind (see {@linkcode readSize}): far below
- * what a send buffer grows to, far above what a destination whose peer reads keeps unsent on
- * loopback (64 KiB cost one bulk stream on the ring about 5% by hand; this, 1% to 4%).
- */
-const BEHIND_BYTES = 256 * 1024;
 /** Bulk buffers kept for reuse once their flow has slowed down. */
 const BULK_POOL_MAX = 4;
 /** Bulk buffers taken at once at most; past this, flows go on through the shared one. */
@@ -642,12 +635,6 @@ class Poller {
     return this.libc.ioctl(fd, SIOCOUTQ, this.#int) < 0 ? 0 : this.#intView.getInt32(0, true);
   }
 
-  /** Bytes in `fd`'s send queue not sent yet (`SIOCOUTQNSD`); 0 if unknown. */
-  sendUnsent(fd: number): number {
-    this.#intView.setInt32(0, 0, true);
-    return this.libc.ioctl(fd, SIOCOUTQNSD, this.#int) < 0 ? 0 : this.#intView.getInt32(0, true);
-  }
-
   /** An `int` option of `fd`, or the errno of the failure as a negative number. */
   intOption(fd: number, level: number, name: number): number {
     this.#intView.setUint32(0, 0, true);
@@ -1132,18 +1119,14 @@ function ringCompleted(relay: Relay, kind: number, res: number, flags: number): 
 }
 
 /**
- * About what `flow`'s destination takes before a send waits, up to `max`. A destination whose
- * peer has stopped reading holds what it was given unsent (its peer's window is shut): past
- * {@linkcode BEHIND_BYTES} unsent, 16 KiB, so that what it then leaves to a copy is small.
- * Else its send buffer's size less what is queued in it, and 16 KiB at least, to move on (an
- * overestimate: the kernel counts its bookkeeping per packet against the buffer). Two system
- * calls (`SIOCOUTQNSD`, `SIOCOUTQ`), three when the size the kernel tunes is looked at again:
- * when the last one known would cut the read.
+ * About what `flow`'s destination takes before a send waits, up to `max`: its send buffer's
+ * size less what is queued in it, and 16 KiB at least, to move on. An overestimate: the kernel
+ * counts its bookkeeping per packet against the buffer. One system call (`SIOCOUTQ`), two when
+ * the size the kernel tunes is looked at again: when the last one known would cut the read.
  */
 function readSize(flow: Flow, max: number): number {
   const poller = flow.relay.poller;
   const fd = flow.dst.fd;
-  if (poller.sendUnsent(fd) > BEHIND_BYTES) return MIN_ROOM;
   const queued = poller.sendQueued(fd);
   if (flow.sendBuffer - queued < max) flow.sendBuffer = poller.intOption(fd, SOL_SOCKET, SO_SNDBUF);
   return Math.min(max, Math.max(flow.sendBuffer - queued, MIN_ROOM));
