@@ -175,8 +175,8 @@ export const SO_SNDBUF = 7;
 export const SO_REUSEPORT = 15;
 export const IPPROTO_TCP = 6;
 export const TCP_NODELAY = 1;
-/** `ioctl` request: bytes in a socket's send queue, sent but not acknowledged or not sent yet. */
-export const SIOCOUTQ = 0x5411;
+/** `ioctl` request: bytes in a socket's send queue not sent yet (held back by the peer's window). */
+export const SIOCOUTQNSD = 0x894b;
 export const TCP_QUICKACK = 12;
 export const SHUT_WR = 1;
 export const SHUT_RDWR = 2;

@@ -77,7 +77,7 @@ import {
   MSG_WAITALL,
   SHUT_RDWR,
   SHUT_WR,
-  SIOCOUTQ,
+  SIOCOUTQNSD,
   SO_ERROR,
   SO_REUSEADDR,
   SO_REUSEPORT,
@@ -629,10 +629,10 @@ class Poller {
     this.leave(user);
   };
 
-  /** Bytes in `fd`'s send queue, not sent or not acknowledged yet (`SIOCOUTQ`); 0 if unknown. */
-  sendQueued(fd: number): number {
+  /** Bytes in `fd`'s send queue not sent yet (`SIOCOUTQNSD`); 0 if unknown. */
+  sendUnsent(fd: number): number {
     this.#intView.setInt32(0, 0, true);
-    return this.libc.ioctl(fd, SIOCOUTQ, this.#int) < 0 ? 0 : this.#intView.getInt32(0, true);
+    return this.libc.ioctl(fd, SIOCOUTQNSD, this.#int) < 0 ? 0 : this.#intView.getInt32(0, true);
   }
 
   /** An `int` option of `fd`, or the errno of the failure as a negative number. */
@@ -1119,17 +1119,22 @@ function ringCompleted(relay: Relay, kind: number, res: number, flags: number): 
 }
 
 /**
- * About what `flow`'s destination takes before a send waits, up to `max`: its send buffer's
- * size less what is queued in it, and 16 KiB at least, to move on. An overestimate: the kernel
- * counts its bookkeeping per packet against the buffer. One system call (`SIOCOUTQ`), two when
- * the size the kernel tunes is looked at again: when the last one known would cut the read.
+ * What `flow` reads next, up to `max`: an eighth of its destination's send buffer less what that
+ * holds unsent (`SIOCOUTQNSD`), and 16 KiB at least, to move on. A destination whose peer reads
+ * on loopback holds little unsent, and gets `max`; one whose peer has stopped reading holds all it
+ * is given unsent, and its reads shrink as its buffer fills: what the kernel refuses of the last
+ * one, which goes to a copy, is small (an eighth: a quarter kept 2x to 3x more per stopped
+ * reader, docs/benchmarks.md). One system call, two when the size the kernel tunes is looked at
+ * again: when the last one known would cut the read.
  */
 function readSize(flow: Flow, max: number): number {
   const poller = flow.relay.poller;
   const fd = flow.dst.fd;
-  const queued = poller.sendQueued(fd);
-  if (flow.sendBuffer - queued < max) flow.sendBuffer = poller.intOption(fd, SOL_SOCKET, SO_SNDBUF);
-  return Math.min(max, Math.max(flow.sendBuffer - queued, MIN_ROOM));
+  const unsent = poller.sendUnsent(fd);
+  if ((flow.sendBuffer - unsent) >> 3 < max) {
+    flow.sendBuffer = poller.intOption(fd, SOL_SOCKET, SO_SNDBUF);
+  }
+  return Math.min(max, Math.max((flow.sendBuffer - unsent) >> 3, MIN_ROOM));
 }
 
 /** Gives `flow` a buffer of its own on the ring, if one is left. */
