@@ -97,6 +97,7 @@ export function bunLibc(): Libc | { unavailable: string } {
   }
   const errno = new Int32Array(ffi.toArrayBuffer(c.__errno_location() as number, 0, 4));
   const packed = process.arch === "x64";
+  const eventSize = packed ? 12 : 16;
   const calls = libcCalls(c as unknown as BoundLibc, (n) => n);
   return {
     ...calls,
@@ -106,10 +107,10 @@ export function bunLibc(): Libc | { unavailable: string } {
       const end = Math.floor((start + buf.byteLength) / PAGE) * PAGE;
       if (end > first) c.madvise(first, end - first, MADV_DONTNEED);
     },
-    epollWait: waitOnWorker(packed ? 12 : 16, calls.epollPoll),
+    epollWait: waitOnWorker(eventSize, calls.epollPoll),
     errno: () => errno[0],
     runtimeTurn: () => new Promise<void>((resolve) => setImmediate(resolve)),
-    eventSize: packed ? 12 : 16,
+    eventSize,
     eventDataOffset: packed ? 4 : 8,
   };
 }

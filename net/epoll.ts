@@ -1131,10 +1131,12 @@ function readSize(flow: Flow, max: number): number {
   const poller = flow.relay.poller;
   const fd = flow.dst.fd;
   const unsent = poller.sendUnsent(fd);
-  if ((flow.sendBuffer - unsent) >> 3 < max) {
+  let share = (flow.sendBuffer - unsent) >> 3;
+  if (share < max) {
     flow.sendBuffer = poller.intOption(fd, SOL_SOCKET, SO_SNDBUF);
+    share = (flow.sendBuffer - unsent) >> 3;
   }
-  return Math.min(max, Math.max((flow.sendBuffer - unsent) >> 3, MIN_ROOM));
+  return Math.min(max, Math.max(share, MIN_ROOM));
 }
 
 /** Gives `flow` a buffer of its own on the ring, if one is left. */
