@@ -350,7 +350,6 @@ http {
   return running(port, [proc], true);
 }
 
-/** `iperf3 -s` on a free port. */
 /** The backend of the stalled-download workload (`flood_backend.ts`). */
 export async function startFloodBackend(): Promise<Running> {
   const port = freePort();
@@ -365,6 +364,7 @@ export async function startFloodBackend(): Promise<Running> {
   return running(port, [proc]);
 }
 
+/** `iperf3 -s` on a free port. */
 export async function startIperfServer(): Promise<Running> {
   const port = freePort();
   const proc = await start("iperf3-server", "iperf3", ["-s", "-p", String(port)]);
