@@ -92,6 +92,7 @@ import {
   TCP_QUICKACK,
 } from "./_libc.ts";
 import { resolveAll } from "./_resolve.ts";
+import { bulkReadSize, type DestinationLook } from "./_read_size.ts";
 import {
   BufferGroup,
   CANCELLED,
@@ -133,8 +134,6 @@ const SHARED_BYTES = 64 * 1024;
 const BULK_BYTES = 1024 * 1024;
 /** How long a ring send from a bulk buffer waits on its reader before it goes from a copy. */
 const BULK_WAIT_MS = 1000;
-/** What a bulk flow reads at least, however full its destination looks. */
-const MIN_ROOM = 16 * 1024;
 /** Bulk buffers kept for reuse once their flow has slowed down. */
 const BULK_POOL_MAX = 4;
 /** Bulk buffers taken at once at most; past this, flows go on through the shared one. */
@@ -882,7 +881,7 @@ function unexpected(err: unknown): void {
 }
 
 /** One direction of a relay: from `src` to `dst`. */
-class Flow {
+class Flow implements DestinationLook {
   readonly relay: Relay;
   readonly src: EpollConn;
   readonly dst: EpollConn;
@@ -902,8 +901,14 @@ class Flow {
   ended = false;
   /** `dst`'s write side was shut down (or needs no shutdown): `onEnd` was called. */
   shut = false;
-  /** The size of `dst`'s send buffer when last looked at (see {@linkcode readSize}). */
+  /**
+   * The size of `dst`'s send buffer when last looked at, and what {@linkcode bulkReadSize}
+   * remembers of it.
+   */
   sendBuffer = 0;
+  givenSeen = 0;
+  unsentSeen = 0;
+  movedAtMs = 0;
   /** On the ring: where {@linkcode bulk} is in memory. */
   bulkAddr = 0;
   /** On the ring: the shared buffer being sent on (or -1), its bytes, and how many went out. */
@@ -1119,24 +1124,20 @@ function ringCompleted(relay: Relay, kind: number, res: number, flags: number): 
 }
 
 /**
- * What `flow` reads next, up to `max`: an eighth of its destination's send buffer less what that
- * holds unsent (`SIOCOUTQNSD`), and 16 KiB at least, to move on. A destination whose peer reads
- * on loopback holds little unsent, and gets `max`; one whose peer has stopped reading holds all it
- * is given unsent, and its reads shrink as its buffer fills: what the kernel refuses of the last
- * one, which goes to a copy, is small (an eighth: a quarter kept 2x to 3x more per stopped
- * reader, docs/benchmarks.md). One system call, two when the size the kernel tunes is looked at
- * again: when the last one known would cut the read.
+ * What `flow` reads next, up to `max` (see {@linkcode bulkReadSize}). One system call
+ * (`SIOCOUTQNSD`), two when the size the kernel tunes is looked at again: when the last one
+ * known would cut the read.
  */
 function readSize(flow: Flow, max: number): number {
   const poller = flow.relay.poller;
   const fd = flow.dst.fd;
   const unsent = poller.sendUnsent(fd);
-  let share = (flow.sendBuffer - unsent) >> 3;
-  if (share < max) {
+  if (flow.sendBuffer - 2 * unsent < max) {
     flow.sendBuffer = poller.intOption(fd, SOL_SOCKET, SO_SNDBUF);
-    share = (flow.sendBuffer - unsent) >> 3;
   }
-  return Math.min(max, Math.max(share, MIN_ROOM));
+  const { counters } = flow.relay;
+  const given = flow.up ? counters.bytesUp : counters.bytesDown;
+  return bulkReadSize(flow, given, unsent, flow.sendBuffer, Date.now(), max);
 }
 
 /** Gives `flow` a buffer of its own on the ring, if one is left. */
