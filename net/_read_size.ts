@@ -27,11 +27,19 @@ export interface DestinationLook {
 }
 
 /**
+ * What a destination's send buffer of `sendBuffer` bytes has room for while it holds `unsent`
+ * bytes unsent: those count twice, as the kernel counts its bookkeeping per packet against the
+ * buffer too (about as much again as the bytes, on loopback).
+ */
+export function sendRoom(sendBuffer: number, unsent: number): number {
+  return sendBuffer - 2 * unsent;
+}
+
+/**
  * What a bulk flow reads next, up to `max`, and {@linkcode MIN_READ} at least, to move on:
- * `sendBuffer` (the destination's `SO_SNDBUF`) less what it holds `unsent` counted twice, as the
- * kernel counts its bookkeeping per packet against the buffer too; and only the minimum once it
- * has sent nothing on for {@linkcode STALL_MS}. `given` is every byte the flow has given it so
- * far. A destination whose peer keeps up, even one that holds a lot unsent because its peer is
+ * {@linkcode sendRoom} of `sendBuffer` (the destination's `SO_SNDBUF`) and what it holds
+ * `unsent`; and only the minimum once it has sent nothing on for {@linkcode STALL_MS}. `given`
+ * is every byte the flow has given it so far. A destination whose peer keeps up, even one that holds a lot unsent because its peer is
  * the slower side, gets full reads; one whose peer has stopped reading holds on to all it is
  * given, and its reads are small before its buffer fills. Updates `look`.
  */
@@ -47,5 +55,5 @@ export function bulkReadSize(
   look.givenSeen = given;
   look.unsentSeen = unsent;
   if (nowMs - look.movedAtMs >= STALL_MS) return MIN_READ;
-  return Math.min(max, Math.max(sendBuffer - 2 * unsent, MIN_READ));
+  return Math.min(max, Math.max(sendRoom(sendBuffer, unsent), MIN_READ));
 }

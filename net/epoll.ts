@@ -92,7 +92,7 @@ import {
   TCP_QUICKACK,
 } from "./_libc.ts";
 import { resolveAll } from "./_resolve.ts";
-import { bulkReadSize, type DestinationLook } from "./_read_size.ts";
+import { bulkReadSize, type DestinationLook, sendRoom } from "./_read_size.ts";
 import {
   BufferGroup,
   CANCELLED,
@@ -1132,7 +1132,7 @@ function readSize(flow: Flow, max: number): number {
   const poller = flow.relay.poller;
   const fd = flow.dst.fd;
   const unsent = poller.sendUnsent(fd);
-  if (flow.sendBuffer - 2 * unsent < max) {
+  if (sendRoom(flow.sendBuffer, unsent) < max) {
     flow.sendBuffer = poller.intOption(fd, SOL_SOCKET, SO_SNDBUF);
   }
   const { counters } = flow.relay;
