@@ -39,9 +39,10 @@ export function sendRoom(sendBuffer: number, unsent: number): number {
  * What a bulk flow reads next, up to `max`, and {@linkcode MIN_READ} at least, to move on:
  * {@linkcode sendRoom} of `sendBuffer` (the destination's `SO_SNDBUF`) and what it holds
  * `unsent`; and only the minimum once it has sent nothing on for {@linkcode STALL_MS}. `given`
- * is every byte the flow has given it so far. A destination whose peer keeps up, even one that holds a lot unsent because its peer is
- * the slower side, gets full reads; one whose peer has stopped reading holds on to all it is
- * given, and its reads are small before its buffer fills. Updates `look`.
+ * is every byte the flow has given it so far. A destination whose peer keeps up, even one that
+ * holds a lot unsent because its peer is the slower side, gets full reads; one whose peer has
+ * stopped reading holds on to all it is given, and its reads are small before its buffer fills.
+ * Updates `look`.
  */
 export function bulkReadSize(
   look: DestinationLook,
