@@ -5,7 +5,10 @@
  */
 export class Outbox {
   readonly #maxBytes: number;
-  #chunks: Uint8Array[] = [];
+  /** The first chunk pending; the usual case (one chunk between writes) allocates nothing. */
+  #first: Uint8Array | undefined = undefined;
+  /** The chunks after the first. */
+  #more: Uint8Array[] = [];
   #bytes = 0;
 
   constructor(maxBytes: number) {
@@ -23,27 +26,29 @@ export class Outbox {
    */
   push(bytes: Uint8Array): boolean {
     if (this.#bytes + bytes.length > this.#maxBytes) return false;
-    this.#chunks.push(bytes);
+    if (this.#first === undefined) this.#first = bytes;
+    else this.#more.push(bytes);
     this.#bytes += bytes.length;
     return true;
   }
 
   /** Takes everything pending as one buffer (one write per wake-up), or undefined if empty. */
   take(): Uint8Array | undefined {
-    if (this.#bytes === 0) return undefined;
-    const chunks = this.#chunks;
-    let out: Uint8Array;
-    if (chunks.length === 1) {
-      out = chunks[0];
-    } else {
+    const first = this.#first;
+    if (first === undefined) return undefined;
+    let out = first;
+    const more = this.#more;
+    if (more.length > 0) {
       out = new Uint8Array(this.#bytes);
-      let offset = 0;
-      for (const chunk of chunks) {
+      out.set(first);
+      let offset = first.length;
+      for (const chunk of more) {
         out.set(chunk, offset);
         offset += chunk.length;
       }
+      more.length = 0;
     }
-    this.#chunks = [];
+    this.#first = undefined;
     this.#bytes = 0;
     return out;
   }

@@ -1,11 +1,12 @@
 import { getLogger } from "@logtape/logtape";
-import { type Addr, type Conn, formatAddr, type Listener, type Net } from "../net/mod.ts";
+import { type Addr, type Conn, formatAddr, type Listener, type Net, WRITTEN } from "../net/mod.ts";
 import { ProxyHeaderError } from "../net/proxy_protocol.ts";
 import { readProxyHeader } from "../net/read_proxy_header.ts";
+import { LineBatch } from "./line_batch.ts";
 import { LineSplitter } from "./lines.ts";
 import { Outbox } from "./outbox.ts";
 import { joinedNotice, leftNotice, PresenceQueue } from "./presence.ts";
-import { formatNotice, joinLines, noticeLine, withNewline } from "./protocol.ts";
+import { formatNotice, noticeLine, withNewline } from "./protocol.ts";
 import { type Member, Room } from "./room.ts";
 
 const log = getLogger(["l4chat", "serv"]);
@@ -94,7 +95,13 @@ async function withTimeout(promise: Promise<unknown>, ms: number): Promise<void>
   clearTimeout(timer);
 }
 
-/** One connected client: its socket, its pending output and the loop that writes it. */
+/**
+ * One connected client: its socket, its pending output and the writes that drain it. Output
+ * for a client whose last write went out is written at once; what comes while a write waits on
+ * the socket goes out together in the next. Nothing is allocated per client where the socket
+ * takes each write at once: with 100 clients every batch of lines is 100 writes, and the
+ * promises and closures of each were what the collector paused for.
+ */
 class Session implements Member {
   readonly id: number;
   readonly conn: Conn;
@@ -103,55 +110,58 @@ class Session implements Member {
   readonly client: string;
   /** Announced as joined (and so counted online): its leaving is announced too. */
   announced = false;
-  #wake: (() => void) | undefined;
+  /** A write waits on the socket (or failed: nothing is written again). */
+  #writing = false;
   #closing = false;
-  /** Resolves when everything queued before `close(true)` was written, or on failure. */
-  readonly written: Promise<void>;
+  #resolveWritten!: () => void;
+  /** Resolves when everything queued before `finish()` was written, or on failure. */
+  readonly written = new Promise<void>((resolve) => this.#resolveWritten = resolve);
 
   constructor(id: number, conn: Conn, client: string, maxOutput: number) {
     this.id = id;
     this.conn = conn;
     this.client = client;
     this.outbox = new Outbox(maxOutput);
-    this.written = this.#writeLoop();
   }
 
   deliver(line: Uint8Array): boolean {
     if (this.#closing || !this.outbox.push(line)) return false;
-    this.#poke();
+    if (!this.#writing) this.#flush();
     return true;
   }
 
-  /** Stops taking lines; the write loop ends once the outbox is empty. */
+  /** Stops taking lines; `written` resolves once the outbox is empty. */
   finish(): void {
     this.#closing = true;
-    this.#poke();
+    if (!this.#writing) this.#resolveWritten();
   }
 
-  #poke(): void {
-    const wake = this.#wake;
-    if (wake !== undefined) {
-      this.#wake = undefined;
-      wake();
-    }
-  }
-
-  async #writeLoop(): Promise<void> {
-    try {
-      while (true) {
-        const data = this.outbox.take();
-        if (data !== undefined) {
-          await this.conn.writeAll(data);
-          continue;
-        }
-        if (this.#closing) return;
-        await new Promise<void>((resolve) => this.#wake = resolve);
+  /**
+   * Writes what is pending, and once it is written, what came meanwhile; with nothing left,
+   * resolves `written` if finished.
+   */
+  #flush(): void {
+    const data = this.outbox.take();
+    if (data !== undefined) {
+      const writing = this.conn.writeAll(data);
+      // Nothing can have been queued since the take: a write taken at once leaves nothing.
+      if (writing !== WRITTEN) {
+        this.#writing = true;
+        writing.then(this.#next, this.#failed);
+        return;
       }
-    } catch {
-      // The client went away; its read loop sees that and cleans up.
-      this.conn.close();
     }
+    this.#writing = false;
+    if (this.#closing) this.#resolveWritten();
   }
+
+  #next = (): void => this.#flush();
+
+  #failed = (): void => {
+    // The client went away; its read loop sees that and cleans up.
+    this.conn.close();
+    this.#resolveWritten();
+  };
 }
 
 /**
@@ -180,19 +190,39 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
   };
 
   /**
-   * Delivers `lines` (without their `\n`: the lines of one read, or notices due together) to
-   * every local client as one chunk, built once for all of them, so that each client's share is
-   * one write, not one per line; in a cluster, publishes each line to every other server.
-   * Empties `lines`.
+   * What was said in this task, delivered once it ends: the lines of every read that finished
+   * together go to each client in one write, built once for all of them.
+   */
+  const said = new LineBatch();
+  let deliveryQueued = false;
+  const deliverSaid = () => {
+    deliveryQueued = false;
+    const chunk = said.take();
+    if (chunk !== undefined) evict(room.say(chunk));
+  };
+  const queueDelivery = () => {
+    if (deliveryQueued) return;
+    deliveryQueued = true;
+    queueMicrotask(deliverSaid);
+  };
+
+  /**
+   * Says `lines` (without their `\n`: the lines of one read, or notices due together) to
+   * every local client, with whatever else is said in this task; in a cluster, publishes
+   * each line to every other server. Empties `lines`.
    */
   const say = (lines: Uint8Array[]) => {
     if (lines.length === 0) return;
-    evict(room.say(joinLines(lines)));
+    said.addLines(lines);
+    queueDelivery();
     const cluster = options.cluster;
     if (cluster !== undefined) { for (const line of lines) cluster.publish(withNewline(line)); }
     lines.length = 0;
   };
-  options.cluster?.onLine((line) => evict(room.say(line)));
+  options.cluster?.onLine((line) => {
+    said.addBytes(line);
+    queueDelivery();
+  });
 
   /** Clients announced as joined and not yet as left. */
   let present = 0;
@@ -300,6 +330,7 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
           } else {
             // What came before the long line goes first, as it was sent.
             say(lines);
+            deliverSaid();
             log.warn("client {id} sent a line of {length} bytes, over --max-line {maxLine}", {
               id,
               length: frame.length,
@@ -348,6 +379,7 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
       await accepting;
       log.info("chat server shutting down ({clients} clients)", { clients: sessions.size });
       const notice = formatNotice("server shutting down");
+      deliverSaid();
       const all = [...sessions];
       for (const session of all) {
         session.deliver(notice);

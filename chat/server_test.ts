@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Addr, Conn, Listener, Net } from "../net/mod.ts";
+import { type Addr, type Conn, type Listener, type Net, WRITTEN } from "../net/mod.ts";
 import { runServ, type ServOptions } from "./server.ts";
 
 const decoder = new TextDecoder();
@@ -19,6 +19,8 @@ class FakeConn implements Conn {
   #endRead: ((n: number | null) => void) | undefined;
   #readBuf: Uint8Array | undefined;
   #closed = false;
+  /** While set, writes wait for {@linkcode FakeConn.release}, as to a client that is slow. */
+  held: (() => void)[] | undefined;
 
   constructor(port: number, readonly onChange: () => void) {
     this.remoteAddr = { hostname: "127.0.0.1", port };
@@ -55,7 +57,15 @@ class FakeConn implements Conn {
     this.written.push(data);
     this.writes.push(decoder.decode(data));
     this.onChange();
-    return Promise.resolve();
+    if (this.held === undefined) return WRITTEN;
+    return new Promise((resolve) => this.held!.push(resolve));
+  }
+
+  /** Completes the writes held so far, and writes complete at once from now on. */
+  release(): void {
+    const held = this.held ?? [];
+    this.held = undefined;
+    for (const resolve of held) resolve();
   }
 
   closeWrite(): Promise<void> {
@@ -170,6 +180,63 @@ Deno.test("serv builds the lines of one read once, as one write for every client
     // time (an eighth of its CPU) at 5,000 lines/s to 100 clients.
     assert.equal(conns[1].written[0], conns[0].written[0]);
     assert.equal(conns[2].written[0], conns[0].written[0]);
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("serv gives each client the lines of reads that end together in one write", async () => {
+  const { listener, server } = await fakeServ({});
+  let check = () => {};
+  const conns = [0, 1, 2].map((i) => new FakeConn(40000 + i, () => check()));
+  try {
+    const joined = new Promise<void>((resolve) => {
+      check = () => conns.every((conn) => conn.pendingRead) && resolve();
+    });
+    for (const conn of conns) listener.arrive(conn);
+    await joined;
+    const delivered = new Promise<void>((resolve) => {
+      check = () => conns.every((conn) => conn.count(/^\[(a|b)\] /) === 2) && resolve();
+    });
+    // As the engine settles the reads of one wake-up: both in the same task.
+    conns[0].send("[a] one\n");
+    conns[1].send("[b] two\n");
+    await delivered;
+    for (const conn of conns) assert.deepEqual(conn.writes, ["[a] one\n[b] two\n"]);
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("serv writes what came during a slow write in one write once it is done", async () => {
+  const { listener, server } = await fakeServ({});
+  let check = () => {};
+  const conns = [0, 1].map((i) => new FakeConn(40000 + i, () => check()));
+  const [sender, slow] = conns;
+  try {
+    const joined = new Promise<void>((resolve) => {
+      check = () => conns.every((conn) => conn.pendingRead) && resolve();
+    });
+    for (const conn of conns) listener.arrive(conn);
+    await joined;
+    slow.held = [];
+    const until = (done: () => boolean) =>
+      new Promise<void>((resolve) => {
+        check = () => done() && resolve();
+        check();
+      });
+    for (const text of ["one", "two", "three"]) {
+      const next = until(() => sender.count(new RegExp(`^\\[a\\] ${text}$`)) === 1);
+      sender.send(`[a] ${text}\n`);
+      await next;
+    }
+    // The first went out; the other two wait behind it, for one write.
+    assert.deepEqual(slow.writes, ["[a] one\n"]);
+    const caughtUp = until(() => slow.count(/^\[a\] /) === 3);
+    slow.release();
+    await caughtUp;
+    assert.deepEqual(slow.writes, ["[a] one\n", "[a] two\n[a] three\n"]);
+    assert.deepEqual(sender.writes, ["[a] one\n", "[a] two\n", "[a] three\n"]);
   } finally {
     await server.stop();
   }

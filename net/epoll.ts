@@ -46,6 +46,7 @@ import {
   NetError,
   type RelayCounters,
   type RelayOptions,
+  WRITTEN,
 } from "./mod.ts";
 import {
   AF_INET,
@@ -1593,8 +1594,28 @@ class EpollConn implements Conn, Pollable, RingUser {
       return Promise.reject(this.#error ?? closedError());
     }
     if (this.#writeShut) return Promise.reject(new NetError("BrokenPipe", "broken pipe"));
-    if (data.length === 0) return Promise.resolve();
+    if (data.length === 0) return WRITTEN;
     this.enterEpoll();
+    // Nothing queued and the socket took it all (a chat line, a request): nothing allocated.
+    if (this.#writes === undefined && this.canWrite) {
+      const w = this.#poller.libc.send(this.fd, data, data.length);
+      if (w === data.length) {
+        this.ackHeld = false;
+        return WRITTEN;
+      }
+      if (w >= 0) {
+        this.ackHeld = false;
+        data = data.subarray(w);
+      } else {
+        const errno = this.#poller.libc.errno();
+        if (errno !== EAGAIN && errno !== EINTR) {
+          this.#error = errnoError(errno);
+          return Promise.reject(this.#error);
+        }
+      }
+      // The rest waits for the socket to take more, in order with whatever comes next.
+      this.canWrite = false;
+    }
     return new Promise((resolve, reject) => {
       (this.#writes ??= []).push({ data, shut: false, resolve, reject });
       this.#flushWrites();

@@ -31,13 +31,23 @@ export interface Conn {
   readonly remoteAddr: Addr;
   /** Reads into `buf`; resolves to the byte count, or `null` at end of stream. */
   read(buf: Uint8Array): Promise<number | null>;
-  /** Writes all of `data`, waiting while the peer is slow (backpressure). */
+  /**
+   * Writes all of `data`, waiting while the peer is slow (backpressure). Returns
+   * {@linkcode WRITTEN} itself when the socket took all of it at once (where the sockets can
+   * tell), so that a caller can go on without waiting for a promise to settle.
+   */
   writeAll(data: Uint8Array): Promise<void>;
   /** Shuts down the write side (TCP half-close); reads continue. Never throws. */
   closeWrite(): Promise<void>;
   /** Closes both directions. Idempotent, never throws. */
   close(): void;
 }
+
+/**
+ * What {@linkcode Conn.writeAll} returns when the socket took everything at once: settled,
+ * allocated once. Compare by identity; any other promise may still be pending.
+ */
+export const WRITTEN: Promise<void> = Promise.resolve();
 
 /** Options of {@linkcode Net.listen}. */
 export interface ListenOptions {
