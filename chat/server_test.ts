@@ -125,22 +125,33 @@ async function fakeServ(options: Partial<ServOptions>) {
   return { listener, server };
 }
 
-Deno.test("serv announces a burst of joins and leaves in one write per client", async () => {
-  const { listener, server } = await fakeServ({ presence: true, presenceDelayMs: 50 });
-  const clients = 100;
+/**
+ * A server with `count` clients, each in the room (its read pending), and `until`, which
+ * resolves once `done()` holds, looked at after every write and read of any client.
+ */
+async function servWithClients(count: number, options: Partial<ServOptions> = {}) {
+  const { listener, server } = await fakeServ(options);
   let check = () => {};
-  const conns = Array.from({ length: clients }, (_, i) => new FakeConn(40000 + i, () => check()));
+  const conns = Array.from({ length: count }, (_, i) => new FakeConn(40000 + i, () => check()));
   const until = (done: () => boolean) =>
     new Promise<void>((resolve) => {
       check = () => done() && resolve();
       check();
     });
+  const joined = until(() => conns.every((conn) => conn.pendingRead));
+  for (const conn of conns) listener.arrive(conn);
+  await joined;
+  return { server, conns, until };
+}
+
+Deno.test("serv announces a burst of joins and leaves in one write per client", async () => {
+  const clients = 100;
+  const { server, conns, until } = await servWithClients(clients, {
+    presence: true,
+    presenceDelayMs: 50,
+  });
   try {
-    const everyoneJoined = until(() =>
-      conns.every((conn) => conn.count(/ joined, \d+ online$/) === clients)
-    );
-    for (const conn of conns) listener.arrive(conn);
-    await everyoneJoined;
+    await until(() => conns.every((conn) => conn.count(/ joined, \d+ online$/) === clients));
     // One timer per client made a write of one notice per join: 100 writes to each client.
     for (const conn of conns) assert.ok(conn.writes.length <= 3, `${conn.writes.length} writes`);
     assert.equal(conns[0].count(/^\* 127\.0\.0\.1:40099 joined, 100 online$/), 1);
@@ -160,19 +171,9 @@ Deno.test("serv announces a burst of joins and leaves in one write per client", 
 });
 
 Deno.test("serv builds the lines of one read once, as one write for every client", async () => {
-  const { listener, server } = await fakeServ({});
-  let check = () => {};
-  const conns = [0, 1, 2].map((i) => new FakeConn(40000 + i, () => check()));
+  const { server, conns, until } = await servWithClients(3);
   try {
-    // Every read pending: each client is in the room.
-    const joined = new Promise<void>((resolve) => {
-      check = () => conns.every((conn) => conn.pendingRead) && resolve();
-    });
-    for (const conn of conns) listener.arrive(conn);
-    await joined;
-    const delivered = new Promise<void>((resolve) => {
-      check = () => conns.every((conn) => conn.count(/^\[jin\] /) === 3) && resolve();
-    });
+    const delivered = until(() => conns.every((conn) => conn.count(/^\[jin\] /) === 3));
     conns[0].send("[jin] a\n[jin] b\r\n[jin] c\n");
     await delivered;
     for (const conn of conns) assert.deepEqual(conn.writes, ["[jin] a\n[jin] b\n[jin] c\n"]);
@@ -186,18 +187,9 @@ Deno.test("serv builds the lines of one read once, as one write for every client
 });
 
 Deno.test("serv gives each client the lines of reads that end together in one write", async () => {
-  const { listener, server } = await fakeServ({});
-  let check = () => {};
-  const conns = [0, 1, 2].map((i) => new FakeConn(40000 + i, () => check()));
+  const { server, conns, until } = await servWithClients(3);
   try {
-    const joined = new Promise<void>((resolve) => {
-      check = () => conns.every((conn) => conn.pendingRead) && resolve();
-    });
-    for (const conn of conns) listener.arrive(conn);
-    await joined;
-    const delivered = new Promise<void>((resolve) => {
-      check = () => conns.every((conn) => conn.count(/^\[(a|b)\] /) === 2) && resolve();
-    });
+    const delivered = until(() => conns.every((conn) => conn.count(/^\[(a|b)\] /) === 2));
     // As the engine settles the reads of one wake-up: both in the same task.
     conns[0].send("[a] one\n");
     conns[1].send("[b] two\n");
@@ -209,26 +201,14 @@ Deno.test("serv gives each client the lines of reads that end together in one wr
 });
 
 Deno.test("serv writes what came during a slow write in one write once it is done", async () => {
-  const { listener, server } = await fakeServ({});
-  let check = () => {};
-  const conns = [0, 1].map((i) => new FakeConn(40000 + i, () => check()));
+  const { server, conns, until } = await servWithClients(2);
   const [sender, slow] = conns;
   try {
-    const joined = new Promise<void>((resolve) => {
-      check = () => conns.every((conn) => conn.pendingRead) && resolve();
-    });
-    for (const conn of conns) listener.arrive(conn);
-    await joined;
     slow.held = [];
-    const until = (done: () => boolean) =>
-      new Promise<void>((resolve) => {
-        check = () => done() && resolve();
-        check();
-      });
     for (const text of ["one", "two", "three"]) {
-      const next = until(() => sender.count(new RegExp(`^\\[a\\] ${text}$`)) === 1);
+      const echoed = until(() => sender.count(new RegExp(`^\\[a\\] ${text}$`)) === 1);
       sender.send(`[a] ${text}\n`);
-      await next;
+      await echoed;
     }
     // The first went out; the other two wait behind it, for one write.
     assert.deepEqual(slow.writes, ["[a] one\n"]);
