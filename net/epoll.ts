@@ -123,6 +123,10 @@ const log = getLogger(["l4chat", "net"]);
 const TURN_EVERY_MS = 1;
 /** Short waits in a row that find nothing before the wait goes to the other thread. */
 const QUIET_WAITS = 20;
+/** What `EpollConn`'s send returns when the socket takes nothing now. */
+const WOULD_BLOCK = -1;
+/** What `EpollConn`'s send returns after an error. */
+const SEND_FAILED = -2;
 /** Events one `epoll_wait` returns at most. */
 const MAX_EVENTS = 512;
 /** Bytes of the read buffer all relays share; a read that fills it makes a bulk flow. */
@@ -1598,23 +1602,10 @@ class EpollConn implements Conn, Pollable, RingUser {
     this.enterEpoll();
     // Nothing queued and the socket took it all (a chat line, a request): nothing allocated.
     if (this.#writes === undefined && this.canWrite) {
-      const w = this.#poller.libc.send(this.fd, data, data.length);
-      if (w === data.length) {
-        this.ackHeld = false;
-        return WRITTEN;
-      }
-      if (w >= 0) {
-        this.ackHeld = false;
-        data = data.subarray(w);
-      } else {
-        const errno = this.#poller.libc.errno();
-        if (errno !== EAGAIN && errno !== EINTR) {
-          this.#error = errnoError(errno);
-          return Promise.reject(this.#error);
-        }
-      }
-      // The rest waits for the socket to take more, in order with whatever comes next.
-      this.canWrite = false;
+      const w = this.#send(data);
+      if (w === data.length) return WRITTEN;
+      if (w === SEND_FAILED) return Promise.reject(this.#error);
+      if (w > 0) data = data.subarray(w);
     }
     return new Promise((resolve, reject) => {
       (this.#writes ??= []).push({ data, shut: false, resolve, reject });
@@ -1622,9 +1613,31 @@ class EpollConn implements Conn, Pollable, RingUser {
     });
   }
 
+  /**
+   * Sends what the socket takes of `data` now: the byte count, with `canWrite` cleared when it
+   * was not all; {@linkcode WOULD_BLOCK} when it took nothing; {@linkcode SEND_FAILED} on an
+   * error, kept in `#error`.
+   */
+  #send(data: Uint8Array): number {
+    const libc = this.#poller.libc;
+    const w = libc.send(this.fd, data, data.length);
+    if (w >= 0) {
+      // The ACK went with these bytes.
+      this.ackHeld = false;
+      if (w < data.length) this.canWrite = false;
+      return w;
+    }
+    const errno = libc.errno();
+    if (errno === EAGAIN || errno === EINTR) {
+      this.canWrite = false;
+      return WOULD_BLOCK;
+    }
+    this.#error = errnoError(errno);
+    return SEND_FAILED;
+  }
+
   /** Writes what is queued, in order, while the socket takes it. */
   #flushWrites(): void {
-    const libc = this.#poller.libc;
     const writes = this.#writes!;
     while (writes.length > 0) {
       const head = writes[0];
@@ -1635,22 +1648,13 @@ class EpollConn implements Conn, Pollable, RingUser {
         continue;
       }
       if (!this.canWrite) return;
-      const w = libc.send(this.fd, head.data, head.data.length);
-      if (w < 0) {
-        const errno = libc.errno();
-        if (errno === EAGAIN || errno === EINTR) {
-          this.canWrite = false;
-          return;
-        }
-        this.#error = errnoError(errno);
-        this.#failWrites(this.#error);
+      const w = this.#send(head.data);
+      if (w === SEND_FAILED) {
+        this.#failWrites(this.#error!);
         return;
       }
-      // The ACK went with these bytes.
-      this.ackHeld = false;
       if (w < head.data.length) {
-        head.data = head.data.subarray(w);
-        this.canWrite = false;
+        if (w > 0) head.data = head.data.subarray(w);
         return;
       }
       writes.shift();
