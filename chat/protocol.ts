@@ -10,7 +10,7 @@ export function formatChatLine(name: string, text: string): Uint8Array {
   return encoder.encode(`[${name}] ${text}\n`);
 }
 
-/** A server notice, `* text`, without its `\n` (for {@linkcode joinLines}). */
+/** A server notice, `* text`, without its `\n` (as a server says lines, `LineBatch.addLines`). */
 export function noticeLine(text: string): Uint8Array {
   return encoder.encode(`* ${text}`);
 }
@@ -22,20 +22,9 @@ export function formatNotice(text: string): Uint8Array {
 
 /** `bytes` with a `\n` appended, as one new buffer. */
 export function withNewline(bytes: Uint8Array): Uint8Array {
-  return joinLines([bytes]);
-}
-
-/** Each of `lines` followed by a `\n`, one after the other, as one new buffer. */
-export function joinLines(lines: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const line of lines) length += line.length + 1;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const line of lines) {
-    out.set(line, offset);
-    offset += line.length;
-    out[offset++] = 0x0a;
-  }
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  out[bytes.length] = 0x0a;
   return out;
 }
 
