@@ -194,16 +194,13 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
    * together go to each client in one write, built once for all of them.
    */
   const said = new LineBatch();
-  let deliveryQueued = false;
   const deliverSaid = () => {
-    deliveryQueued = false;
     const chunk = said.take();
     if (chunk !== undefined) evict(room.say(chunk));
   };
+  /** Before adding to `said`: the first addition of a task queues its delivery. */
   const queueDelivery = () => {
-    if (deliveryQueued) return;
-    deliveryQueued = true;
-    queueMicrotask(deliverSaid);
+    if (said.empty) queueMicrotask(deliverSaid);
   };
 
   /**
@@ -213,15 +210,15 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
    */
   const say = (lines: Uint8Array[]) => {
     if (lines.length === 0) return;
-    said.addLines(lines);
     queueDelivery();
+    said.addLines(lines);
     const cluster = options.cluster;
     if (cluster !== undefined) { for (const line of lines) cluster.publish(withNewline(line)); }
     lines.length = 0;
   };
   options.cluster?.onLine((line) => {
-    said.addBytes(line);
     queueDelivery();
+    said.addBytes(line);
   });
 
   /** Clients announced as joined and not yet as left. */
