@@ -177,6 +177,8 @@ export const IPPROTO_TCP = 6;
 export const TCP_NODELAY = 1;
 /** `ioctl` request: bytes in a socket's send queue not sent yet (held back by the peer's window). */
 export const SIOCOUTQNSD = 0x894b;
+/** `ioctl` request: bytes waiting in a socket's receive queue. */
+export const FIONREAD = 0x541b;
 export const TCP_QUICKACK = 12;
 export const SHUT_WR = 1;
 export const SHUT_RDWR = 2;

@@ -72,6 +72,7 @@ import {
   EPOLLRDHUP,
   errnoError,
   eventError,
+  FIONREAD,
   IPPROTO_TCP,
   type Libc,
   MSG_NOSIGNAL,
@@ -165,6 +166,7 @@ const K_SEND_DOWN = 3;
 const K_CONNECT = 4;
 const K_SOCKET = 5;
 const K_NODELAY = 6;
+const K_QUICKACK = 7;
 /** A direction that found no buffer free waits for bytes to come (or to be there). */
 const K_POLL_UP = 8;
 const K_POLL_DOWN = 9;
@@ -307,8 +309,9 @@ class Poller {
     sqeFlags: 0,
     bufGroup: 0,
   };
-  /** An `int` 1 where the kernel can read it: an option's value. */
+  /** An `int` 1 and an `int` 0 where the kernel can read them: options' values. */
   readonly #one: { buf: Uint8Array; addr: number } | undefined;
+  readonly #zero: { buf: Uint8Array; addr: number } | undefined;
   /** Whether the loop waits on the other thread: what is queued on the ring must go now. */
   #parked = false;
 
@@ -321,6 +324,8 @@ class Poller {
     if (this.#one !== undefined) {
       new DataView(this.#one.buf.buffer).setInt32(this.#one.buf.byteOffset, 1, true);
     }
+    // Pinned memory starts zeroed.
+    this.#zero = ring?.ring.pin(4);
     this.#ep = libc.epollCreate1(SOCK_CLOEXEC);
     if (this.#ep < 0) throw errnoError(libc.errno(), "epoll_create1");
     this.#events = new Uint8Array(libc.eventSize * MAX_EVENTS);
@@ -476,6 +481,9 @@ class Poller {
    * `io_uring_enter` per turn of the loop for all of them. A socket in the epoll set leaves it.
    */
   toRing(relay: Relay): void {
+    // A held ACK goes with the first bytes the ring sends, if the other side has some waiting.
+    ackOnRing(relay.up, this);
+    ackOnRing(relay.down, this);
     this.join(relay);
     this.#leaveEpoll(relay.up.src, relay);
     this.#leaveEpoll(relay.down.src, relay);
@@ -506,17 +514,34 @@ class Poller {
 
   /** Sets TCP_NODELAY on `fd` on the ring (Linux 6.7+), for `user`'s entry of K_NODELAY. */
   noDelay(fd: number, user: RingUser): void {
-    const one = this.#one!;
+    this.#tcpOption(fd, user, TCP_NODELAY, this.#one!.addr, K_NODELAY);
+  }
+
+  /**
+   * Clears TCP_QUICKACK on `fd` on the ring (Linux 6.7+), for `user`'s entry of K_QUICKACK: a
+   * connect then holds the handshake's last ACK back until something is sent.
+   */
+  holdAck(fd: number, user: RingUser): void {
+    this.#tcpOption(fd, user, TCP_QUICKACK, this.#zero!.addr, K_QUICKACK);
+  }
+
+  #tcpOption(fd: number, user: RingUser, name: number, value: number, kind: number): void {
     this.push({
       op: OP_URING_CMD,
       fd,
       off: SOCKET_SETSOCKOPT,
-      addr: IPPROTO_TCP + TCP_NODELAY * 4294967296,
+      addr: IPPROTO_TCP + name * 4294967296,
       optLen: 4,
-      optVal: one.addr,
-      userData: userData(user, K_NODELAY),
+      optVal: value,
+      userData: userData(user, kind),
     });
     user.inFlight++;
+  }
+
+  /** Bytes waiting to be read from `fd` (`FIONREAD`); 0 if unknown. */
+  bytesWaiting(fd: number): number {
+    this.#intView.setInt32(0, 0, true);
+    return this.libc.ioctl(fd, FIONREAD, this.#int) < 0 ? 0 : this.#intView.getInt32(0, true);
   }
 
   /** Cancels the ring entry whose user data is `entry`, then closes `fd`. */
@@ -1166,6 +1191,14 @@ function firstMoves(relay: Relay): void {
   ackAfterStart(up.dst, counters.bytesUp !== bytesUp);
 }
 
+/** Before `flow` moves on the ring: its destination's held ACK goes now if nothing will soon. */
+function ackOnRing(flow: Flow, poller: Poller): void {
+  const conn = flow.dst;
+  if (!conn.ackHeld) return;
+  if (poller.bytesWaiting(flow.src.fd) > 0) conn.ackHeld = false;
+  else conn.sendHeldAck();
+}
+
 /** After a relay's first moves: `conn`'s held ACK went with what was `sent`, or goes now. */
 function ackAfterStart(conn: EpollConn, sent: boolean): void {
   if (sent) conn.ackHeld = false;
@@ -1391,6 +1424,8 @@ class EpollConn implements Conn, Pollable, RingUser {
   #ringRelay: Relay | undefined;
   /** Where it connects to, until the ring has made its socket. */
   #sockaddr: Uint8Array | undefined;
+  /** Whether its connect on the ring holds the handshake's last ACK back (`ackWithData`). */
+  #holdAck = false;
 
   /**
    * `noDelay`: set TCP_NODELAY (an accepted socket has it from its listener already);
@@ -1423,8 +1458,13 @@ class EpollConn implements Conn, Pollable, RingUser {
   }
 
   /** Makes a socket and connects it to `sockaddr`, on the ring (the socket's fd comes first). */
-  connectOnRing(sockaddr: Uint8Array, timeoutMs: number | undefined): Promise<EpollConn> {
+  connectOnRing(
+    sockaddr: Uint8Array,
+    timeoutMs: number | undefined,
+    ackWithData: boolean | undefined,
+  ): Promise<EpollConn> {
     const poller = this.#poller;
+    this.#holdAck = ackWithData === true;
     return new Promise((resolve, reject) => {
       const deadlineMs = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
       this.connecting = { resolve, reject, deadlineMs, timeoutMs };
@@ -1454,6 +1494,11 @@ class EpollConn implements Conn, Pollable, RingUser {
       if (res < 0 && !this.#closed) poller.setIntOption(this.fd, IPPROTO_TCP, TCP_NODELAY, 1);
       return;
     }
+    if (kind === K_QUICKACK) {
+      // There, the ACK is not held: nothing waits for it.
+      if (res < 0) this.ackHeld = false;
+      return;
+    }
     const connecting = this.connecting;
     if (kind === K_SOCKET) {
       // Closed meanwhile: that said why already.
@@ -1468,6 +1513,11 @@ class EpollConn implements Conn, Pollable, RingUser {
       this.fd = res;
       // Small writes go out at once, as the runtime's sockets are set up too.
       poller.noDelay(res, this);
+      // Before the connect, which the ring starts after it.
+      if (this.#holdAck) {
+        poller.holdAck(res, this);
+        this.ackHeld = true;
+      }
       const sockaddr = this.#sockaddr!;
       this.#sockaddr = undefined;
       poller.push({
@@ -1986,8 +2036,11 @@ export function epollSockets(libc: Libc, ring?: RelayRing): EpollSockets {
   ): Promise<EpollConn> {
     const { sockaddr, remote } = target;
     if (poller.ring !== undefined) {
-      // The ring's relays move nothing before the kernel says so: no ACK is held for them.
-      return new EpollConn(poller, -1, remote, false, false).connectOnRing(sockaddr, timeoutMs);
+      return new EpollConn(poller, -1, remote, false, false).connectOnRing(
+        sockaddr,
+        timeoutMs,
+        ackWithData,
+      );
     }
     let conn: EpollConn;
     let fd: number;

@@ -11,7 +11,8 @@ import {
   SOCKADDR_MAX,
 } from "./_libc.ts";
 import { denoLibc } from "./_libc_deno.ts";
-import { epollSockets } from "./epoll.ts";
+import { epollSockets, openRelayRing, type RelayRing } from "./epoll.ts";
+import { denoRingSys } from "./_uring_deno.ts";
 import { relayEnds, spawnPeers } from "./_ping_pong.ts";
 import { deadline } from "./_contract.ts";
 import type { Conn, Listener } from "./mod.ts";
@@ -193,9 +194,18 @@ function plainListener(c: Libc) {
 
 const encoder = new TextEncoder();
 
+/** The engines a {@linkcode serverTest} runs on: epoll alone, and with its relays on a ring. */
+const ENGINES = ["epoll", "uring"] as const;
+/** A ring for an engine, or why there is none. */
+function newRing(): RelayRing | { unavailable: string } {
+  return "unavailable" in libc ? libc : openRelayRing(denoRingSys());
+}
+const ringProbe = newRing();
+const ringUnavailable = "unavailable" in ringProbe ? ringProbe.unavailable : undefined;
+
 /**
- * A test of the engine against a {@linkcode plainListener} (`server`); what `fn` puts in
- * `conns` is closed after it, and so is the server.
+ * A test of the engine (on epoll alone, and with a ring) against a {@linkcode plainListener}
+ * (`server`); what `fn` puts in `conns` is closed after it, and so is the server.
  */
 function serverTest(
   name: string,
@@ -208,25 +218,28 @@ function serverTest(
     },
   ) => Promise<void>,
 ): void {
-  Deno.test({
-    name,
-    ignore: unavailable !== undefined,
-    async fn() {
-      const c = libc as Libc;
-      const server = plainListener(c);
-      const conns: Conn[] = [];
-      try {
-        await fn({ c, sockets: epollSockets(c), server, conns });
-      } finally {
-        for (const conn of conns) conn.close();
-        server.close();
-      }
-    },
-  });
+  for (const engine of ENGINES) {
+    Deno.test({
+      name: `${engine} ${name}`,
+      ignore: unavailable !== undefined || (engine === "uring" && ringUnavailable !== undefined),
+      async fn() {
+        const c = libc as Libc;
+        const ring = engine === "uring" ? newRing() as RelayRing : undefined;
+        const server = plainListener(c);
+        const conns: Conn[] = [];
+        try {
+          await fn({ c, sockets: epollSockets(c, ring), server, conns });
+        } finally {
+          for (const conn of conns) conn.close();
+          server.close();
+        }
+      },
+    });
+  }
 }
 
 serverTest(
-  "epoll connect: ackWithData holds the last ACK back until the first bytes or a read",
+  "connect: ackWithData holds the last ACK back until the first bytes or a read",
   async ({ c, sockets, server, conns }) => {
     // Without it, the server has the connection once the connect resolves.
     conns.push(await sockets.connect(server.addr));
@@ -254,14 +267,22 @@ serverTest(
   },
 );
 
+/** A client of `sockets` connected to a listener of its own, and the end that listener took. */
+async function frontPair(
+  sockets: ReturnType<typeof epollSockets>,
+): Promise<{ front: Listener; client: Conn; near: Conn }> {
+  const front = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
+  const frontAccepted = front[Symbol.asyncIterator]().next();
+  const client = await sockets.connect(front.addr);
+  const near = (await frontAccepted).value as Conn;
+  return { front, client, near };
+}
+
 serverTest(
-  "epoll relay: a held ACK goes when the relay starts with nothing to send",
+  "relay: a held ACK goes when the relay starts with nothing to send",
   async ({ c, sockets, server, conns }) => {
-    const front = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
+    const { front, client, near } = await frontPair(sockets);
     try {
-      const frontAccepted = front[Symbol.asyncIterator]().next();
-      const client = await sockets.connect(front.addr);
-      const near = (await frontAccepted).value as Conn;
       const upstream = await sockets.connect(server.addr, { ackWithData: true });
       conns.push(client, near, upstream);
       assert.equal(server.takeOne(), undefined);
@@ -273,6 +294,42 @@ serverTest(
       c.shutdown(peer!, SHUT_WR);
       assert.equal(await readAll(client), "hello");
       client.close();
+      assert.equal(await relayed, undefined);
+    } finally {
+      front.close();
+    }
+  },
+);
+
+serverTest(
+  "relay: a held ACK waits for the bytes the client has sent already, and goes with them",
+  async ({ c, sockets, server, conns }) => {
+    const { front, client, near } = await frontPair(sockets);
+    try {
+      // The bytes are at the front end before the relay starts, as a request usually is.
+      await client.writeAll(encoder.encode("hi"));
+      await client.closeWrite();
+      const upstream = await sockets.connect(server.addr, { ackWithData: true });
+      conns.push(client, near, upstream);
+      let upEnded: () => void;
+      const upEnd = new Promise<void>((resolve) => upEnded = resolve);
+      const relayed = sockets.relay(near, upstream, { bytesUp: 0, bytesDown: 0 }, {
+        onEnd: (direction) => direction === "up" && upEnded(),
+      });
+      // The server has the connection with its bytes, never before them: on epoll from the
+      // relay's first moves, on the ring once it has sent them.
+      let peer = server.takeOne();
+      if (peer === undefined) {
+        await upEnd;
+        peer = server.takeOne();
+      }
+      assert.notEqual(peer, undefined);
+      const buf = new Uint8Array(8);
+      assert.equal(c.recv(peer!, buf, buf.length), 2);
+      await upEnd;
+      assert.equal(c.recv(peer!, buf, buf.length), 0);
+      c.shutdown(peer!, SHUT_WR);
+      assert.equal(await readAll(client), "");
       assert.equal(await relayed, undefined);
     } finally {
       front.close();

@@ -68,8 +68,7 @@ export interface ConnectOptions {
    * comes first (HAProxy's `option tcp-smart-connect`). The server then learns of the
    * connection and its first bytes at once, and is woken once for both. For a connection
    * written or relayed at once: a server that speaks first is otherwise kept waiting, at most
-   * for the kernel's delayed-ACK time (200 ms). Where the sockets cannot do it, it is ignored
-   * (and on io_uring, whose relays send nothing before the kernel says what came).
+   * for the kernel's delayed-ACK time (200 ms). Where the sockets cannot do it, it is ignored.
    */
   ackWithData?: boolean;
 }
