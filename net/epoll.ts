@@ -1424,8 +1424,6 @@ class EpollConn implements Conn, Pollable, RingUser {
   #ringRelay: Relay | undefined;
   /** Where it connects to, until the ring has made its socket. */
   #sockaddr: Uint8Array | undefined;
-  /** Whether its connect on the ring holds the handshake's last ACK back (`ackWithData`). */
-  #holdAck = false;
 
   /**
    * `noDelay`: set TCP_NODELAY (an accepted socket has it from its listener already);
@@ -1464,7 +1462,8 @@ class EpollConn implements Conn, Pollable, RingUser {
     ackWithData: boolean | undefined,
   ): Promise<EpollConn> {
     const poller = this.#poller;
-    this.#holdAck = ackWithData === true;
+    // Held from the socket's first option on (see completed()).
+    this.ackHeld = ackWithData === true;
     return new Promise((resolve, reject) => {
       const deadlineMs = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
       this.connecting = { resolve, reject, deadlineMs, timeoutMs };
@@ -1495,7 +1494,7 @@ class EpollConn implements Conn, Pollable, RingUser {
       return;
     }
     if (kind === K_QUICKACK) {
-      // There, the ACK is not held: nothing waits for it.
+      // A kernel older than 6.7 sets no option on the ring: no ACK is held, none is to send.
       if (res < 0) this.ackHeld = false;
       return;
     }
@@ -1514,10 +1513,7 @@ class EpollConn implements Conn, Pollable, RingUser {
       // Small writes go out at once, as the runtime's sockets are set up too.
       poller.noDelay(res, this);
       // Before the connect, which the ring starts after it.
-      if (this.#holdAck) {
-        poller.holdAck(res, this);
-        this.ackHeld = true;
-      }
+      if (this.ackHeld) poller.holdAck(res, this);
       const sockaddr = this.#sockaddr!;
       this.#sockaddr = undefined;
       poller.push({
