@@ -352,16 +352,23 @@ rigTest(
 );
 
 /**
- * The engine's `libc`, counting the waits handed to another thread (`handedOver`) and the
- * waits with a timeout made on this one (`short`).
+ * The engine's `libc`, counting the waits handed to another thread (`handedOver`), the waits
+ * with a timeout made on this one (`short`) and the turns of the runtime's event loop (`turns`).
  */
-function countingWaits(): { libc: Libc; waits: { handedOver: number; short: number } } {
+function countingWaits(): {
+  libc: Libc;
+  waits: { handedOver: number; short: number; turns: number };
+} {
   const real = libc as Libc;
-  const waits = { handedOver: 0, short: 0 };
+  const waits = { handedOver: 0, short: 0, turns: 0 };
   return {
     waits,
     libc: {
       ...real,
+      runtimeTurn: () => {
+        waits.turns++;
+        return real.runtimeTurn();
+      },
       epollWait: (...args) => {
         waits.handedOver++;
         return real.epollWait(...args);
@@ -426,16 +433,25 @@ Deno.test({
       const { front, upstream } = await relayEnds(sockets, frontListener, peers.lines);
       ends.push(front, upstream);
       const before = waits.handedOver;
+      const turnsBefore = waits.turns;
+      const startedMs = Date.now();
       const relayed = sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 });
       assert.equal(await deadline(relayed, 10_000, `${rounds} rounds relayed`), undefined);
+      const elapsedMs = Date.now() - startedMs;
+      const turns = waits.turns - turnsBefore;
       assert.equal((await deadline(peers.status, 10_000, "the peers to exit")).code, 0);
+      // The runtime's loop turns once a millisecond (its system calls and loopback byte cost
+      // about what a round does), not in every gap: between the events the loop looks on
+      // without waiting for a moment, then waits. A turn in every gap made two or more a round.
+      // Twice the milliseconds: the clock's millisecond may tick just after a turn.
+      assert.ok(turns <= 2 * elapsedMs + 2, `${turns} turns of the runtime in ${elapsedMs} ms`);
       // Handed to the other thread, each wait costs two thread switches more than one made
       // here; a loop that hands over every wait makes two or more a round.
       assert.ok(
         waits.handedOver - before < rounds / 10,
         `${waits.handedOver - before} waits handed over`,
       );
-      // Most rounds: a turn of the runtime's loop can cover the gap too.
+      // Most rounds: the moment the loop looks on can cover the gap too.
       assert.ok(waits.short > 0, `${waits.short} short waits in ${rounds} rounds`);
     } finally {
       frontListener.close();
