@@ -128,7 +128,7 @@ const QUIET_WAITS = 20;
  * How long, in ms, the loop goes on looking for events without waiting once a batch is done,
  * before it sleeps: a reply that comes within it costs no wake-up. One request at a time, this
  * (rather than a turn of the runtime's event loop, whose system calls and loopback byte took
- * about as long) made 1.22x the requests/s at 0.87x the CPU per request.
+ * about as long) made 1.19x the requests/s at 0.83x the CPU per request (docs/benchmarks.md).
  */
 const SPIN_MS = 0.02;
 /** What `EpollConn`'s send returns when the socket takes nothing now. */
