@@ -545,12 +545,6 @@ class Poller {
     user.inFlight++;
   }
 
-  /** Bytes waiting to be read from `fd` (`FIONREAD`); 0 if unknown. */
-  bytesWaiting(fd: number): number {
-    this.#intView.setInt32(0, 0, true);
-    return this.libc.ioctl(fd, FIONREAD, this.#int) < 0 ? 0 : this.#intView.getInt32(0, true);
-  }
-
   /** Cancels the ring entry whose user data is `entry`, then closes `fd`. */
   cancelAndClose(entry: number, fd: number): void {
     this.#cancel(entry);
@@ -667,8 +661,18 @@ class Poller {
 
   /** Bytes in `fd`'s send queue not sent yet (`SIOCOUTQNSD`); 0 if unknown. */
   sendUnsent(fd: number): number {
+    return this.#intIoctl(fd, SIOCOUTQNSD);
+  }
+
+  /** Bytes waiting to be read from `fd` (`FIONREAD`); 0 if unknown. */
+  bytesWaiting(fd: number): number {
+    return this.#intIoctl(fd, FIONREAD);
+  }
+
+  /** The `int` that `ioctl` `request` gives of `fd`; 0 if it fails. */
+  #intIoctl(fd: number, request: number): number {
     this.#intView.setInt32(0, 0, true);
-    return this.libc.ioctl(fd, SIOCOUTQNSD, this.#int) < 0 ? 0 : this.#intView.getInt32(0, true);
+    return this.libc.ioctl(fd, request, this.#int) < 0 ? 0 : this.#intView.getInt32(0, true);
   }
 
   /** An `int` option of `fd`, or the errno of the failure as a negative number. */
@@ -1214,10 +1218,8 @@ function firstMoves(relay: Relay): void {
 
 /** Before `flow` moves on the ring: its destination's held ACK goes now if nothing will soon. */
 function ackOnRing(flow: Flow, poller: Poller): void {
-  const conn = flow.dst;
-  if (!conn.ackHeld) return;
-  if (poller.bytesWaiting(flow.src.fd) > 0) conn.ackHeld = false;
-  else conn.sendHeldAck();
+  // Bytes waiting go out with the ring's first send, as the epoll relay's first moves send them.
+  if (flow.dst.ackHeld) ackAfterStart(flow.dst, poller.bytesWaiting(flow.src.fd) > 0);
 }
 
 /** After a relay's first moves: `conn`'s held ACK went with what was `sent`, or goes now. */
