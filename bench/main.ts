@@ -55,24 +55,87 @@ import { median, spread } from "./_stats.ts";
 import { runIperf, runWrk } from "./_tools.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    quick: { type: "boolean", default: false },
-    reps: { type: "string" },
-    seconds: { type: "string" },
-    only: { type: "string", multiple: true },
-    contender: { type: "string", multiple: true },
-    clients: { type: "string" },
-    report: { type: "string" },
-  },
-});
+const WORKLOADS = ["proxy", "memory", "chat", "stalled"];
+const CONTENDER_NAMES = [
+  "none",
+  ...L4CHAT_VARIANTS.map((v) => `l4chat-${v.name}`),
+  "haproxy",
+  "nginx",
+  "reference-c",
+  "reference-uring",
+];
+const USAGE = `usage: deno task bench [--quick] [--reps N] [--seconds S] [--only ${
+  WORKLOADS.join("|")
+}]
+  [--contender NAME,...] [--clients N,...]
+  deno task bench --report bench-results/<time>.json  (the tables of a saved run)
+contenders: ${CONTENDER_NAMES.join(", ")}
+defaults: 3 repetitions of 5 s (--quick: 1 of 1 s); proxy, memory and chat (stalled only when
+named); every contender but reference-uring; chat at 10, 100 and 1000 clients (--quick: 10, 100).
+See docs/benchmarks.md.`;
+
+/** The command line's options, or exit 2 with one line on what is wrong, and the usage. */
+function parseOptions() {
+  const fail = (message: string): never => {
+    console.error(`bench: ${message}\n${USAGE}`);
+    Deno.exit(2);
+  };
+  let values;
+  try {
+    values = parseArgs({
+      args: Deno.args,
+      options: {
+        quick: { type: "boolean", default: false },
+        reps: { type: "string" },
+        seconds: { type: "string" },
+        only: { type: "string", multiple: true },
+        contender: { type: "string", multiple: true },
+        clients: { type: "string" },
+        report: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }).values;
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  const count = (flag: string, text: string | undefined): number | undefined => {
+    if (text === undefined) return undefined;
+    const n = Number(text);
+    return Number.isInteger(n) && n > 0
+      ? n
+      : fail(`--${flag} wants a whole number above 0, not "${text}"`);
+  };
+  const list = (texts: string[] | undefined) =>
+    texts?.flatMap((t) => t.split(",")).filter((t) => t !== "");
+  const only = list(values.only);
+  for (const name of only ?? []) {
+    if (!WORKLOADS.includes(name)) fail(`--only: no workload "${name}"`);
+  }
+  const contender = list(values.contender);
+  for (const name of contender ?? []) {
+    if (!CONTENDER_NAMES.includes(name)) fail(`--contender: no contender "${name}"`);
+  }
+  return {
+    ...values,
+    reps: count("reps", values.reps),
+    seconds: count("seconds", values.seconds),
+    clients: values.clients?.split(",").map((c) => count("clients", c)!),
+    only,
+    contender,
+  };
+}
+
+const values = parseOptions();
+if (values.help) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
 const QUICK = values.quick;
-const REPS = Number(values.reps ?? (QUICK ? 1 : 3));
-const SECONDS = Number(values.seconds ?? (QUICK ? 1 : 5));
+const REPS = values.reps ?? (QUICK ? 1 : 3);
+const SECONDS = values.seconds ?? (QUICK ? 1 : 5);
 const CHAT_SECONDS = QUICK ? 1 : 3;
 const CHAT_CLIENTS = values.clients !== undefined
-  ? values.clients.split(",").map(Number)
+  ? values.clients
   : QUICK
   ? [10, 100]
   : [10, 100, 1000];
@@ -640,7 +703,7 @@ async function main(): Promise<void> {
     ...(haveStream ? [nginxStream] : []),
   ];
   if (values.contender !== undefined) {
-    const wanted = new Set(values.contender.flatMap((list) => list.split(",")));
+    const wanted = new Set(values.contender);
     if (wanted.has(referenceUring.name)) contenders.push(referenceUring);
     contenders.splice(0, contenders.length, ...contenders.filter((c) => wanted.has(c.name)));
   }
@@ -653,7 +716,7 @@ async function main(): Promise<void> {
   const chatServers: ChatServer[] = L4CHAT_VARIANTS.filter((variant) =>
     variant.serv && contenders.some((c) => c.name === `l4chat-${variant.name}`)
   ).map(servOf);
-  const wanted = values.contender?.flatMap((list) => list.split(","));
+  const wanted = values.contender;
   if (ONLY.has("chat") && (wanted === undefined || wanted.includes("reference-c"))) {
     const reference = await referenceChat(dir);
     if (reference !== undefined) chatServers.push(reference);
@@ -739,7 +802,11 @@ Deno.addSignalListener("SIGINT", onSignal);
 Deno.addSignalListener("SIGTERM", onSignal);
 try {
   if (values.report !== undefined) {
-    Object.assign(samples, JSON.parse(await Deno.readTextFile(values.report)).samples);
+    const saved = await Deno.readTextFile(values.report).then(JSON.parse).catch((err) => {
+      console.error(`bench: cannot read ${values.report}: ${(err as Error).message}`);
+      Deno.exit(1);
+    });
+    Object.assign(samples, saved.samples);
     console.log(render());
   } else {
     await main();
