@@ -716,8 +716,10 @@ async function main(): Promise<void> {
   const chatServers: ChatServer[] = L4CHAT_VARIANTS.filter((variant) =>
     variant.serv && contenders.some((c) => c.name === `l4chat-${variant.name}`)
   ).map(servOf);
-  const wanted = values.contender;
-  if (ONLY.has("chat") && (wanted === undefined || wanted.includes("reference-c"))) {
+  if (
+    ONLY.has("chat") &&
+    (values.contender === undefined || values.contender.includes("reference-c"))
+  ) {
     const reference = await referenceChat(dir);
     if (reference !== undefined) chatServers.push(reference);
   }

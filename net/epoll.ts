@@ -1564,10 +1564,11 @@ class EpollConn implements Conn, Pollable, RingUser {
       return;
     }
     if (connecting === undefined) return;
-    poller.settled = true;
     if (res === 0) {
       this.connecting = undefined;
       this.#poller.connectEnded(this);
+      // A failure settles it through close().
+      poller.settled = true;
       connecting.resolve(this);
       return;
     }
