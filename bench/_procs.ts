@@ -109,6 +109,22 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...running].map((proc) => stop(proc, 1_000)));
 }
 
+/**
+ * Until the returned function is called, Ctrl-C or SIGTERM stops every process still running
+ * and exits 130: nothing started is left behind.
+ */
+export function stopAllOnSignal(): () => void {
+  const onSignal = () => {
+    stopAll().finally(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+  return () => {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+  };
+}
+
 /** Runs `cmd args` to completion, killed after `timeoutMs`; returns its output. */
 export async function runCapture(
   cmd: string,

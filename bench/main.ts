@@ -49,6 +49,7 @@ import {
   stop,
   stopAll,
   stopAllBut,
+  stopAllOnSignal,
   waitForPort,
 } from "./_procs.ts";
 import { median, spread } from "./_stats.ts";
@@ -797,11 +798,7 @@ async function main(): Promise<void> {
   console.error(`bench: results in ${file}`);
 }
 
-const onSignal = () => {
-  stopAll().finally(() => Deno.exit(130));
-};
-Deno.addSignalListener("SIGINT", onSignal);
-Deno.addSignalListener("SIGTERM", onSignal);
+const unwatch = stopAllOnSignal();
 try {
   if (values.report !== undefined) {
     const saved = await Deno.readTextFile(values.report).then(JSON.parse).catch((err) => {
@@ -815,6 +812,5 @@ try {
   }
 } finally {
   await stopAll();
-  Deno.removeSignalListener("SIGINT", onSignal);
-  Deno.removeSignalListener("SIGTERM", onSignal);
+  unwatch();
 }

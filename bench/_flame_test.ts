@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import {
+  type CpuProfile,
+  flameGraphSvg,
+  foldCpuProfile,
+  foldedText,
+  foldPerfScript,
+  kindOf,
+  summarize,
+} from "./_flame.ts";
+
+// Three samples as `perf script` prints them (innermost frame first), cut short.
+const PERF_SCRIPT = `deno  2080 39304.676576:    1003009 cpu-clock:ppp: 
+\tffffffff8225a0d5 do_syscall_64+0x45 ([kernel.kallsyms])
+\t           f8a1a __close+0x3a (/usr/lib/x86_64-linux-gnu/libc.so.6)
+\t    7f8c7003648f JS:*'close file:///work/main/net/epoll.ts:1435:8+0x34f (/tmp/perf-2080.map)
+\t    7f8c70054a12 JS:+'#loop file:///work/main/net/epoll.ts:612:14+0x2352 (/tmp/perf-2080.map)
+\t         362187a [unknown] (/opt/deno/deno)
+\t         3724e35 [unknown] (/opt/deno/deno)
+\t           2724a __libc_start_call_main+0x7a (/usr/lib/x86_64-linux-gnu/libc.so.6)
+
+deno  2080 39304.677646:    1003009 cpu-clock:ppp: 
+\tffffffff8225a0d5 do_syscall_64+0x45 ([kernel.kallsyms])
+\t           f8a1a __close+0x3a (/usr/lib/x86_64-linux-gnu/libc.so.6)
+\t    7f8c7003648f JS:*'close file:///work/main/net/epoll.ts:1435:8+0x34f (/tmp/perf-2080.map)
+\t    7f8c70054a12 JS:+'#loop file:///work/main/net/epoll.ts:612:14+0x2352 (/tmp/perf-2080.map)
+\t         362187a [unknown] (/opt/deno/deno)
+\t           2724a __libc_start_call_main+0x7a (/usr/lib/x86_64-linux-gnu/libc.so.6)
+
+tokio-runtime-w  2085/2090 39304.678000:    1003009 cpu-clock:ppp: 
+\t    7f8c70012345 JS:~' file:///work/main/lb/mod.ts:10:3+0x10 (/tmp/perf-2080.map)
+\t    7f8c70012300 Builtin:PromiseFulfillReactionJob+0x20 (/tmp/perf-2080.map)
+`;
+
+const CLOSE_STACK = [
+  "deno",
+  "__libc_start_call_main",
+  "[deno]",
+  "#loop net/epoll.ts_[j]",
+  "close net/epoll.ts_[j]",
+  "__close",
+  "do_syscall_64_[k]",
+].join(";");
+
+Deno.test("foldPerfScript() folds samples root first, by thread, runs of [binary] as one", () => {
+  const folded = foldPerfScript(PERF_SCRIPT, "/work/main/");
+  assert.deepEqual(
+    [...folded],
+    [
+      [CLOSE_STACK, 2],
+      [
+        "tokio-runtime-w;Builtin:PromiseFulfillReactionJob_[j];(anonymous) lb/mod.ts_[j]",
+        1,
+      ],
+    ],
+  );
+});
+
+Deno.test("foldPerfScript() of text without samples is empty", () => {
+  assert.equal(foldPerfScript("").size, 0);
+  assert.equal(foldPerfScript("not a profile\n\tat all\n").size, 0);
+});
+
+Deno.test("kindOf() tells the kernel, JavaScript and native code apart", () => {
+  const cases: [string, string][] = [
+    ["do_syscall_64_[k]", "kernel"],
+    ["close net/epoll.ts_[j]", "js"],
+    ["__close", "native"],
+    ["[deno]", "native"],
+  ];
+  for (const [frame, kind] of cases) assert.equal(kindOf(frame), kind, frame);
+});
+
+Deno.test("summarize() shares by innermost frame's kind, heaviest first, JS inclusive", () => {
+  const summary = summarize(foldPerfScript(PERF_SCRIPT, "/work/main/"));
+  assert.equal(summary.total, 3);
+  assert.deepEqual(summary.byKind, { kernel: 2 / 3, js: 1 / 3, native: 0 });
+  assert.deepEqual(summary.top[0], { frame: "do_syscall_64_[k]", share: 2 / 3 });
+  // #loop is on both samples of the close, so it counts them, though neither ends in it.
+  assert.deepEqual(summary.topJs.slice(0, 2), [
+    { frame: "#loop net/epoll.ts_[j]", share: 2 / 3 },
+    { frame: "close net/epoll.ts_[j]", share: 2 / 3 },
+  ]);
+});
+
+Deno.test("foldCpuProfile() weighs each sample by the time to the next, JS frames marked", () => {
+  const profile: CpuProfile = {
+    nodes: [
+      { id: 1, callFrame: { functionName: "(root)", url: "" }, children: [2, 4] },
+      { id: 2, callFrame: { functionName: "run", url: "file:///app/net/epoll.ts" }, children: [3] },
+      { id: 3, callFrame: { functionName: "", url: "file:///app/lb/mod.ts" } },
+      { id: 4, callFrame: { functionName: "(garbage collector)", url: "" } },
+    ],
+    samples: [3, 3, 4, 2],
+    timeDeltas: [0, 100, 250, 50],
+  };
+  assert.deepEqual(
+    [...foldCpuProfile(profile, "/app/")],
+    [
+      ["run net/epoll.ts_[j];(anonymous) lb/mod.ts_[j]", 350],
+      ["(garbage collector)", 50],
+    ],
+  );
+});
+
+Deno.test("foldedText() writes one sorted `stack weight` line per stack", () => {
+  assert.equal(foldedText(new Map([["b;c", 2], ["a", 1]])), "a 1\nb;c 2\n");
+});
+
+Deno.test("flameGraphSvg() draws each frame as wide as its share, callers under callees", () => {
+  const svg = flameGraphSvg(new Map([["main;work", 3], ["main;idle<>", 1]]), {
+    title: "t & u",
+    width: 1000,
+  });
+  const box = (name: string) => {
+    const match = svg.match(
+      new RegExp(`<title>${name} [^<]*</title><rect x="([\\d.]+)" y="(\\d+)" width="([\\d.]+)"`),
+    );
+    assert.ok(match, `a box for ${name}`);
+    return { x: Number(match[1]), y: Number(match[2]), width: Number(match[3]) };
+  };
+  assert.deepEqual(box("all"), { x: 0, y: box("all").y, width: 1000 });
+  assert.equal(box("main").width, 1000);
+  // Children left to right by name, each as wide as its weight.
+  assert.deepEqual(box("idle&lt;&gt;"), { x: 0, y: box("work").y, width: 250 });
+  assert.deepEqual(box("work"), { x: 250, y: box("work").y, width: 750 });
+  assert.ok(box("work").y < box("main").y && box("main").y < box("all").y, "flames grow up");
+  assert.match(svg, /<title>work \(3 samples, 75\.00%\)<\/title>/);
+  assert.match(svg, />t &amp; u</);
+});
+
+Deno.test("flameGraphSvg() leaves out boxes too thin to see, and labels what fits", () => {
+  const svg = flameGraphSvg(new Map([["a", 1_000_000], ["b", 1]]), {
+    title: "thin",
+    width: 100,
+  });
+  assert.ok(!svg.includes("<title>b "), "b is 0.0001 px wide");
+  assert.match(svg, /<text [^>]*>a<\/text>/);
+});
