@@ -92,6 +92,13 @@ Options:
   --connect-tries N         backends tried for one client before it is closed (default: ${
   fallback("connect-tries")
 })
+  --ack-wait DUR            how long a backend connection's last handshake ACK may wait for
+                            the client's first bytes to carry it, so the backend is woken
+                            once for both, while the proxy is busy (default: ${
+  fallback("ack-wait")
+}; at most
+                            200ms; 0 sends it at once; a backend that speaks first, such
+                            as SMTP or MySQL, hears of a client up to this much later)
   --hc-interval DUR         time between health checks of a backend (default: ${
   fallback("hc-interval")
 })

@@ -18,6 +18,11 @@ export interface LbConfig {
   connectTimeoutMs: number;
   /** Backends tried for one client before it is closed. */
   connectTries: number;
+  /**
+   * How long a new backend connection's last handshake ACK waits for the client's first bytes
+   * to carry it while the proxy is busy, in ms; 0 sends it when the relay starts.
+   */
+  ackWaitMs: number;
   /** Time between two health checks of a backend, in ms. */
   hcIntervalMs: number;
   /** Timeout of one health check, in ms. */
@@ -74,6 +79,16 @@ const duration = (allowZero: boolean) => (value: string | number, what: string) 
   }
   return ms;
 };
+/** Longest `--ack-wait`: the kernel sends a held ACK by itself after 200 ms. */
+const ACK_WAIT_MAX_MS = 200;
+
+function parseAckWait(value: string | number, what: string): number {
+  const ms = parseDurationMs(String(value), what, true);
+  if (ms > ACK_WAIT_MAX_MS) {
+    throw new UsageError(`Cannot use ${what} "${value}": expected at most ${ACK_WAIT_MAX_MS}ms`);
+  }
+  return ms;
+}
 const integer = (min: number, max: number) => (value: string | number, what: string) =>
   parseInteger(String(value), what, min, max);
 
@@ -103,6 +118,7 @@ export const SETTINGS: readonly Setting[] = [
     parse: duration(false),
   },
   { name: "connect-tries", field: "connectTries", fallback: "3", parse: integer(1, 100) },
+  { name: "ack-wait", field: "ackWaitMs", fallback: "1ms", parse: parseAckWait },
   { name: "hc-interval", field: "hcIntervalMs", fallback: "5s", parse: duration(false) },
   { name: "hc-timeout", field: "hcTimeoutMs", fallback: "2s", parse: duration(false) },
   { name: "hc-fall", field: "hcFall", fallback: "3", parse: integer(1, 1000) },

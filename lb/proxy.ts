@@ -300,8 +300,9 @@ export class Proxy {
       this.#connectOptionsConfig = config;
       this.#connectOptions = {
         timeoutMs: config.connectTimeoutMs,
-        // The client has usually sent already: the backend hears of both at once.
+        // The client has usually sent already, or does soon: the backend hears of both at once.
         ackWithData: true,
+        ackWaitMs: config.ackWaitMs,
       };
     }
     return this.#connectOptions;

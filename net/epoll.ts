@@ -94,6 +94,7 @@ import {
   TCP_QUICKACK,
 } from "./_libc.ts";
 import { resolveAll } from "./_resolve.ts";
+import { Deadlines } from "./_deadlines.ts";
 import { bulkReadSize, type DestinationLook, sendRoom } from "./_read_size.ts";
 import {
   BufferGroup,
@@ -282,6 +283,8 @@ class Poller {
   /** Relay directions whose shutdown waits: those of the batch before, and of this batch. */
   #shutsDue: Flow[] = [];
   #shutsNext: Flow[] = [];
+  /** Connected sockets whose held ACK waits for bytes to carry it, and until when. */
+  readonly #acks = new Deadlines<EpollConn>();
   /** Whether the loop is handling a batch of events (synchronously). */
   #inBatch = false;
   /** The ring relays run on, if there is one, and the buffers their receives pick from. */
@@ -763,6 +766,20 @@ class Poller {
   }
 
   /**
+   * Sends `conn`'s held ACK once its `ackWaitMs` have passed, or before the loop waits, whichever
+   * comes first, unless bytes sent by then carried it. Only while the loop turns: one waiting
+   * on the other thread would not see it due.
+   */
+  deferAck(conn: EpollConn): void {
+    this.#acks.push(conn, performance.now() + conn.ackWaitMs);
+  }
+
+  /** The loop is running, not waiting on the other thread: what is deferred will be seen due. */
+  get turning(): boolean {
+    return this.#looping && !this.#parked;
+  }
+
+  /**
    * Makes `relay`'s first moves, as a batch of its own when the loop is not in one: what ends
    * in it is shut at its end, since the loop may be waiting on the other thread.
    */
@@ -780,6 +797,12 @@ class Poller {
         shuts.length = from;
       }
     }
+  }
+
+  /** Sends the deferred ACKs that are due, or every one with `all`. */
+  #acksDeferred(all: boolean): void {
+    if (this.#acks.size === 0) return;
+    this.#acks.takeDue(all ? Infinity : performance.now(), sendHeldAck);
   }
 
   /** Makes the shutdowns deferred before this batch, or every one with `all`. */
@@ -887,6 +910,9 @@ class Poller {
           }
         }
         if (n <= 0) {
+          // Held ACKs go before any wait; a look that found nothing was too soon for the bytes
+          // that would have carried them.
+          this.#acksDeferred(true);
           if (quietWaits < QUIET_WAITS) {
             n = libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, TURN_EVERY_MS);
             if (n <= 0) {
@@ -926,6 +952,7 @@ class Poller {
         }
         this.#inBatch = false;
         this.#shutDeferred(false);
+        this.#acksDeferred(false);
         // Let the promise reactions of this batch run (the next sends, a relay that starts)
         // before looking for more: a look that finds nothing would otherwise wait on them.
         await null;
@@ -935,6 +962,7 @@ class Poller {
       this.#inBatch = false;
       this.#shutsDue.length = 0;
       this.#shutsNext.length = 0;
+      this.#acks.clear();
       // What the last turn's promise reactions queued (the close of the last socket) goes now.
       if (this.ring !== undefined && this.ring.queued > 0) this.#submit();
     }
@@ -1115,6 +1143,8 @@ function sendFromCopy(flow: Flow): void {
 function ringSend(flow: Flow): void {
   const relay = flow.relay;
   const poller = relay.poller;
+  // The ACK goes with these bytes.
+  flow.dst.ackHeld = false;
   flow.sentAt = poller.submits;
   poller.pushIo(
     OP_SEND,
@@ -1219,27 +1249,49 @@ function takeRingBulk(flow: Flow): void {
   poller.watchBulk(flow);
 }
 
-/** Moves what each side of a new relay has already, and sends the ACKs still held. */
+/** Moves what each side of a new relay has already, and sees to the ACKs still held. */
 function firstMoves(relay: Relay): void {
-  const { counters, up, down } = relay;
+  const { counters, up, down, poller } = relay;
   const { bytesUp, bytesDown } = counters;
   run(down);
   run(up);
-  // A held ACK went with what was sent; with nothing to send, it goes now.
-  ackAfterStart(up.src, counters.bytesDown !== bytesDown);
-  ackAfterStart(up.dst, counters.bytesUp !== bytesUp);
+  // A held ACK went with what was sent; with nothing sent, it waits for bytes or goes now.
+  ackAfterStart(up.src, counters.bytesDown !== bytesDown, poller);
+  ackAfterStart(up.dst, counters.bytesUp !== bytesUp, poller);
 }
 
-/** Before `flow` moves on the ring: its destination's held ACK goes now if nothing will soon. */
+/** Before `flow` moves on the ring: its destination's held ACK goes with the first bytes sent. */
 function ackOnRing(flow: Flow, poller: Poller): void {
-  // Bytes waiting go out with the ring's first send, as the epoll relay's first moves send them.
-  if (flow.dst.ackHeld) ackAfterStart(flow.dst, poller.bytesWaiting(flow.src.fd) > 0);
+  const conn = flow.dst;
+  if (!conn.ackHeld) return;
+  // Bytes waiting go out with the ring's first send (see ringSend), as the epoll relay's first
+  // moves send them; bytes that come within the wait, too.
+  if (mayWait(conn, poller)) poller.deferAck(conn);
+  else ackAfterStart(conn, poller.bytesWaiting(flow.src.fd) > 0, poller);
 }
 
-/** After a relay's first moves: `conn`'s held ACK went with what was `sent`, or goes now. */
-function ackAfterStart(conn: EpollConn, sent: boolean): void {
+/**
+ * After a relay's first moves: `conn`'s held ACK went with what was `sent`, or waits for the
+ * first bytes to carry it (`ackWaitMs`, while the loop is busy), or goes now.
+ */
+function ackAfterStart(conn: EpollConn, sent: boolean, poller: Poller): void {
   if (sent) conn.ackHeld = false;
+  else if (mayWait(conn, poller)) poller.deferAck(conn);
   else conn.sendHeldAck();
+}
+
+/**
+ * Whether `conn`'s held ACK may wait for bytes to carry it. A client often sends its request a
+ * moment after its connect is accepted (on loopback here: 0.05 to 5 ms under load, after the
+ * backend's connect is over); sent alone, the ACK wakes the server twice (accept, then the
+ * request). A loop waiting on the other thread would not see the wait end: it goes now then.
+ */
+function mayWait(conn: EpollConn, poller: Poller): boolean {
+  return conn.ackWaitMs > 0 && poller.turning;
+}
+
+function sendHeldAck(conn: EpollConn): void {
+  conn.sendHeldAck();
 }
 
 /** Leaves `flow`'s sockets to themselves again. */
@@ -1446,6 +1498,8 @@ class EpollConn implements Conn, Pollable, RingUser {
   finSeen = false;
   /** The handshake's last ACK waits for the first bytes sent (`ackWithData`). */
   ackHeld = false;
+  /** How long a relay that starts with nothing to send keeps it back (`ackWaitMs`). */
+  ackWaitMs = 0;
   #eof = false;
   #writeShut = false;
   #closed = false;
@@ -1496,11 +1550,12 @@ class EpollConn implements Conn, Pollable, RingUser {
   connectOnRing(
     sockaddr: Uint8Array,
     timeoutMs: number | undefined,
-    ackWithData: boolean | undefined,
+    options: ConnectOptions | undefined,
   ): Promise<EpollConn> {
     const poller = this.#poller;
     // Held from the socket's first option on (see completed()).
-    this.ackHeld = ackWithData === true;
+    this.ackHeld = options?.ackWithData === true;
+    this.ackWaitMs = options?.ackWaitMs ?? 0;
     return new Promise((resolve, reject) => {
       const deadlineMs = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
       this.connecting = { resolve, reject, deadlineMs, timeoutMs };
@@ -2072,14 +2127,14 @@ export function epollSockets(libc: Libc, ring?: RelayRing): EpollSockets {
   function connectTo(
     target: Target,
     timeoutMs: number | undefined,
-    ackWithData: boolean | undefined,
+    options: ConnectOptions | undefined,
   ): Promise<EpollConn> {
     const { sockaddr, remote } = target;
     if (poller.ring !== undefined) {
       return new EpollConn(poller, -1, remote, false, false).connectOnRing(
         sockaddr,
         timeoutMs,
-        ackWithData,
+        options,
       );
     }
     let conn: EpollConn;
@@ -2097,7 +2152,10 @@ export function epollSockets(libc: Libc, ring?: RelayRing): EpollSockets {
       return Promise.reject(err);
     }
     // The kernel then holds the last ACK back until something is sent (or 200 ms pass).
-    if (ackWithData) conn.ackHeld = poller.setIntOption(fd, IPPROTO_TCP, TCP_QUICKACK, 0);
+    if (options?.ackWithData) {
+      conn.ackHeld = poller.setIntOption(fd, IPPROTO_TCP, TCP_QUICKACK, 0);
+      conn.ackWaitMs = options.ackWaitMs ?? 0;
+    }
     if (libc.connect(fd, sockaddr) === 0) return Promise.resolve(conn);
     const errno = libc.errno();
     if (errno !== EINPROGRESS && errno !== EINTR) {
@@ -2118,14 +2176,14 @@ export function epollSockets(libc: Libc, ring?: RelayRing): EpollSockets {
       known = targets.get(`${addr.hostname} ${addr.port}`);
       if (known !== undefined) targetsByAddr.set(addr, known);
     }
-    if (known !== undefined) return connectTo(known, options?.timeoutMs, options?.ackWithData);
+    if (known !== undefined) return connectTo(known, options?.timeoutMs, options);
     return connectFirst(addr, options);
   }
 
   async function connectFirst(addr: Addr, options: ConnectOptions | undefined): Promise<Conn> {
     const timeoutMs = options?.timeoutMs;
     const found = await targetsOf(addr);
-    if (found.length === 1) return connectTo(found[0], timeoutMs, options?.ackWithData);
+    if (found.length === 1) return connectTo(found[0], timeoutMs, options);
     const started = Date.now();
     let last: unknown;
     // Each address in turn, as the runtime's connect does, within one overall timeout.
@@ -2133,7 +2191,7 @@ export function epollSockets(libc: Libc, ring?: RelayRing): EpollSockets {
       const left = timeoutMs === undefined ? undefined : timeoutMs - (Date.now() - started);
       if (left !== undefined && left <= 0) break;
       try {
-        return await connectTo(target, left, options?.ackWithData);
+        return await connectTo(target, left, options);
       } catch (err) {
         last = err;
       }

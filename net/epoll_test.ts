@@ -15,7 +15,7 @@ import { epollSockets, openRelayRing, type RelayRing } from "./epoll.ts";
 import { denoRingSys } from "./_uring_deno.ts";
 import { relayEnds, spawnPeers } from "./_ping_pong.ts";
 import { deadline } from "./_contract.ts";
-import type { Conn, Listener } from "./mod.ts";
+import type { Addr, Conn, Listener } from "./mod.ts";
 
 const libc = denoLibc();
 const unavailable = "unavailable" in libc ? libc.unavailable : undefined;
@@ -329,6 +329,38 @@ serverTest(
       await upEnd;
       assert.equal(c.recv(peer!, buf, buf.length), 0);
       c.shutdown(peer!, SHUT_WR);
+      assert.equal(await readAll(client), "");
+      assert.equal(await relayed, undefined);
+    } finally {
+      front.close();
+    }
+  },
+);
+
+serverTest(
+  "relay: with ackWaitMs, a server that speaks first is heard, and the client's bytes go after",
+  async ({ sockets, conns }) => {
+    // The server is the runtime's, so that its accept can be awaited.
+    using server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const { front, client, near } = await frontPair(sockets);
+    try {
+      const upstream = await sockets.connect(server.addr as Addr, {
+        ackWithData: true,
+        ackWaitMs: 60_000,
+      });
+      conns.push(client, near, upstream);
+      const relayed = sockets.relay(near, upstream, { bytesUp: 0, bytesDown: 0 });
+      // The client says nothing: the ACK goes before the sockets wait, not after the minute.
+      const peer = await server.accept();
+      await peer.write(encoder.encode("hello "));
+      const buf = new Uint8Array(16);
+      assert.equal(new TextDecoder().decode(buf.subarray(0, (await client.read(buf))!)), "hello ");
+      await client.writeAll(encoder.encode("hi"));
+      await client.closeWrite();
+      assert.equal(await peer.read(buf), 2);
+      assert.equal(new TextDecoder().decode(buf.subarray(0, 2)), "hi");
+      assert.equal(await peer.read(buf), null);
+      peer.close();
       assert.equal(await readAll(client), "");
       assert.equal(await relayed, undefined);
     } finally {

@@ -71,6 +71,13 @@ export interface ConnectOptions {
    * for the kernel's delayed-ACK time (200 ms). Where the sockets cannot do it, it is ignored.
    */
   ackWithData?: boolean;
+  /**
+   * With `ackWithData`: how long, in ms, a relay that starts with nothing to send keeps the ACK
+   * back for the client's first bytes to carry it, while the sockets have other work; it goes
+   * at once whenever they would otherwise wait. 0 (the default): it goes when the relay starts.
+   * A server that speaks first hears of the connection up to this much later under load.
+   */
+  ackWaitMs?: number;
 }
 
 /** Accepts connections until closed. */

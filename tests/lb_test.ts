@@ -548,6 +548,10 @@ Deno.test("lb with bad flags prints one line and the usage, exit 2", async () =>
       'l4chat lb: Cannot use <port> of server "127.0.0.1" "70000": expected a port in 1..65535',
     ],
     [["127.0.0.1", "10010", "--prot", "1"], "l4chat lb: Unknown flag --prot"],
+    [
+      ["127.0.0.1", "10010", "--ack-wait", "1s"],
+      'l4chat lb: Cannot use --ack-wait "1s": expected at most 200ms',
+    ],
     [[], "l4chat lb: Missing backend: give at least one <server> <port>"],
     [["127.0.0.1"], "l4chat lb: Missing backend: give at least one <server> <port>"],
   ];
