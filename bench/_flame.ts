@@ -42,7 +42,11 @@ function perfFrame(sym: string, dso: string, root: string): string {
   if (js) return `${js[1] === "" ? "(anonymous)" : js[1]} ${shortUrl(js[2], root)}${JS}`;
   // V8's own code in the map: built-ins, bytecode handlers, stubs.
   if (/^[A-Z][A-Za-z]*:/.test(bare) && dso.includes("perf-")) return bare + JS;
-  if (bare === "[unknown]") return `[${dso.split("/").pop()}]`;
+  if (bare === "[unknown]") {
+    // perf names anonymous executable memory after the map it looked for: compiled JavaScript
+    // with no name (Bun writes no map), or V8 code the map does not hold.
+    return /^\/tmp\/perf-\d+\.map$/.test(dso) ? `[jit]${JS}` : `[${dso.split("/").pop()}]`;
+  }
   return bare;
 }
 
@@ -238,7 +242,7 @@ export interface FlameOptions {
 
 /**
  * Draws `folded` as a flame graph: one box per frame, as wide as its share of the total, callers
- * below callees, a tooltip with the weight and share on each. Boxes under 0.2 px are left out.
+ * below callees, a tooltip with the weight and share on each. Boxes under 0.5 px are left out.
  * Self-contained SVG (no script).
  */
 export function flameGraphSvg(folded: Folded, options: FlameOptions): string {
@@ -251,7 +255,7 @@ export function flameGraphSvg(folded: Folded, options: FlameOptions): string {
   // Depth first, children left to right by name, so that two graphs of one program line up.
   const place = (node: Node, x: number, depth: number) => {
     const w = node.weight * scale;
-    if (w < 0.2) return;
+    if (w < 0.5) return;
     depthMax = Math.max(depthMax, depth);
     boxes.push(box(node, x, depth, w));
     let at = x;

@@ -30,6 +30,7 @@ deno  2080 39304.677646:    1003009 cpu-clock:ppp:
 tokio-runtime-w  2085/2090 39304.678000:    1003009 cpu-clock:ppp: 
 \t    7f8c70012345 JS:~' file:///work/main/lb/mod.ts:10:3+0x10 (/tmp/perf-2080.map)
 \t    7f8c70012300 Builtin:PromiseFulfillReactionJob+0x20 (/tmp/perf-2080.map)
+\t    7f8c70012200 [unknown] (/tmp/perf-2080.map)
 `;
 
 const CLOSE_STACK = [
@@ -49,7 +50,7 @@ Deno.test("foldPerfScript() folds samples root first, by thread, runs of [binary
     [
       [CLOSE_STACK, 2],
       [
-        "tokio-runtime-w;Builtin:PromiseFulfillReactionJob_[j];(anonymous) lb/mod.ts_[j]",
+        "tokio-runtime-w;[jit]_[j];Builtin:PromiseFulfillReactionJob_[j];(anonymous) lb/mod.ts_[j]",
         1,
       ],
     ],
