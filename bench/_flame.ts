@@ -151,6 +151,21 @@ export interface FlameSummary {
   top: { frame: string; share: number }[];
   /** JavaScript functions by the weight of stacks they are on (with what they call). */
   topJs: { frame: string; share: number }[];
+  /**
+   * By system call the stack is in (`recvfrom`, `io_uring_enter`), else `user` (the innermost
+   * frame is not the kernel's) or `kernel` (interrupts, page faults): name and share, largest
+   * first.
+   */
+  bySyscall: { frame: string; share: number }[];
+}
+
+/** The system call a stack is in (its entry frame, `__x64_sys_<name>`), if any. */
+function syscallOf(frames: string[]): string | undefined {
+  for (const frame of frames) {
+    const entry = frame.match(/^__(?:x64|arm64|se|do)_sys_(\w+)_\[k\]$/);
+    if (entry) return entry[1];
+  }
+  return undefined;
 }
 
 /** Sums `folded` up: by kind of innermost frame, the `count` heaviest frames and JS functions. */
@@ -159,12 +174,15 @@ export function summarize(folded: Folded, count = 10): FlameSummary {
   const byKind: Record<FrameKind, number> = { kernel: 0, js: 0, native: 0 };
   const self = new Map<string, number>();
   const inclusive = new Map<string, number>();
+  const syscalls = new Map<string, number>();
   for (const [stack, weight] of folded) {
     total += weight;
     const frames = stack.split(";");
     const leaf = frames[frames.length - 1];
     byKind[kindOf(leaf)] += weight;
     self.set(leaf, (self.get(leaf) ?? 0) + weight);
+    const call = syscallOf(frames) ?? (kindOf(leaf) === "kernel" ? "kernel" : "user");
+    syscalls.set(call, (syscalls.get(call) ?? 0) + weight);
     for (const frame of new Set(frames.filter((f) => kindOf(f) === "js"))) {
       inclusive.set(frame, (inclusive.get(frame) ?? 0) + weight);
     }
@@ -178,6 +196,7 @@ export function summarize(folded: Folded, count = 10): FlameSummary {
     byKind: { kernel: share(byKind.kernel), js: share(byKind.js), native: share(byKind.native) },
     top: heaviest(self),
     topJs: heaviest(inclusive),
+    bySyscall: heaviest(syscalls),
   };
 }
 

@@ -11,6 +11,7 @@ import {
 
 // Three samples as `perf script` prints them (innermost frame first), cut short.
 const PERF_SCRIPT = `deno  2080 39304.676576:    1003009 cpu-clock:ppp: 
+\tffffffff816d5379 __x64_sys_close+0x39 ([kernel.kallsyms])
 \tffffffff8225a0d5 do_syscall_64+0x45 ([kernel.kallsyms])
 \t           f8a1a __close+0x3a (/usr/lib/x86_64-linux-gnu/libc.so.6)
 \t    7f8c7003648f JS:*'close file:///work/main/net/epoll.ts:1435:8+0x34f (/tmp/perf-2080.map)
@@ -20,6 +21,7 @@ const PERF_SCRIPT = `deno  2080 39304.676576:    1003009 cpu-clock:ppp:
 \t           2724a __libc_start_call_main+0x7a (/usr/lib/x86_64-linux-gnu/libc.so.6)
 
 deno  2080 39304.677646:    1003009 cpu-clock:ppp: 
+\tffffffff816d5379 __x64_sys_close+0x39 ([kernel.kallsyms])
 \tffffffff8225a0d5 do_syscall_64+0x45 ([kernel.kallsyms])
 \t           f8a1a __close+0x3a (/usr/lib/x86_64-linux-gnu/libc.so.6)
 \t    7f8c7003648f JS:*'close file:///work/main/net/epoll.ts:1435:8+0x34f (/tmp/perf-2080.map)
@@ -41,6 +43,7 @@ const CLOSE_STACK = [
   "close net/epoll.ts_[j]",
   "__close",
   "do_syscall_64_[k]",
+  "__x64_sys_close_[k]",
 ].join(";");
 
 Deno.test("foldPerfScript() folds samples root first, by thread, runs of [binary] as one", () => {
@@ -76,7 +79,11 @@ Deno.test("summarize() shares by innermost frame's kind, heaviest first, JS incl
   const summary = summarize(foldPerfScript(PERF_SCRIPT, "/work/main/"));
   assert.equal(summary.total, 3);
   assert.deepEqual(summary.byKind, { kernel: 2 / 3, js: 1 / 3, native: 0 });
-  assert.deepEqual(summary.top[0], { frame: "do_syscall_64_[k]", share: 2 / 3 });
+  assert.deepEqual(summary.top[0], { frame: "__x64_sys_close_[k]", share: 2 / 3 });
+  assert.deepEqual(summary.bySyscall, [
+    { frame: "close", share: 2 / 3 },
+    { frame: "user", share: 1 / 3 },
+  ]);
   // #loop is on both samples of the close, so it counts them, though neither ends in it.
   assert.deepEqual(summary.topJs.slice(0, 2), [
     { frame: "#loop net/epoll.ts_[j]", share: 2 / 3 },

@@ -117,6 +117,10 @@ async function publish(
     `${out}/${name}.svg: ${summary.total} ${text.unit}; innermost frame in the ` +
       `kernel ${percent(kernel)}, JavaScript ${percent(js)}, native ${percent(native)}`,
   );
+  if (kernel > 0) {
+    const calls = summary.bySyscall.map(({ frame, share }) => `${frame} ${percent(share)}`);
+    console.log(`  by system call: ${calls.join(", ")}`);
+  }
   console.log("  heaviest innermost frames:");
   for (const { frame, share } of summary.top) console.log(`    ${percent(share)}  ${frame}`);
   if (summary.topJs.length > 0) {
