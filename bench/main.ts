@@ -16,7 +16,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   BUN,
   type Contender,
@@ -53,6 +52,7 @@ import {
   waitForPort,
 } from "./_procs.ts";
 import { median, spread } from "./_stats.ts";
+import { names, parseOptions, usageFailure, wholeAboveZero } from "./_cli.ts";
 import { runIperf, runWrk } from "./_tools.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -76,57 +76,29 @@ named); every contender but reference-uring; chat at 10, 100 and 1000 clients (-
 See docs/benchmarks.md.`;
 
 /** The command line's options, or exit 2 with one line on what is wrong, and the usage. */
-function parseOptions() {
-  const fail = (message: string): never => {
-    console.error(`bench: ${message}\n${USAGE}`);
-    Deno.exit(2);
-  };
-  let values;
-  try {
-    values = parseArgs({
-      args: Deno.args,
-      options: {
-        quick: { type: "boolean", default: false },
-        reps: { type: "string" },
-        seconds: { type: "string" },
-        only: { type: "string", multiple: true },
-        contender: { type: "string", multiple: true },
-        clients: { type: "string" },
-        report: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }).values;
-  } catch (err) {
-    return fail((err as Error).message);
-  }
-  const count = (flag: string, text: string | undefined): number | undefined => {
-    if (text === undefined) return undefined;
-    const n = Number(text);
-    return Number.isInteger(n) && n > 0
-      ? n
-      : fail(`--${flag} wants a whole number above 0, not "${text}"`);
-  };
-  const list = (texts: string[] | undefined) =>
-    texts?.flatMap((t) => t.split(",")).filter((t) => t !== "");
-  const only = list(values.only);
-  for (const name of only ?? []) {
-    if (!WORKLOADS.includes(name)) fail(`--only: no workload "${name}"`);
-  }
-  const contender = list(values.contender);
-  for (const name of contender ?? []) {
-    if (!CONTENDER_NAMES.includes(name)) fail(`--contender: no contender "${name}"`);
-  }
+function options() {
+  const fail = usageFailure("bench", USAGE);
+  const values = parseOptions({
+    quick: { type: "boolean", default: false },
+    reps: { type: "string" },
+    seconds: { type: "string" },
+    only: { type: "string", multiple: true },
+    contender: { type: "string", multiple: true },
+    clients: { type: "string" },
+    report: { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
+  }, fail);
   return {
     ...values,
-    reps: count("reps", values.reps),
-    seconds: count("seconds", values.seconds),
-    clients: values.clients?.split(",").map((c) => count("clients", c)!),
-    only,
-    contender,
+    reps: wholeAboveZero("reps", values.reps, fail),
+    seconds: wholeAboveZero("seconds", values.seconds, fail),
+    clients: values.clients?.split(",").map((c) => wholeAboveZero("clients", c, fail)),
+    only: names(values.only, WORKLOADS, "only", "workload", fail),
+    contender: names(values.contender, CONTENDER_NAMES, "contender", "contender", fail),
   };
 }
 
-const values = parseOptions();
+const values = options();
 if (values.help) {
   console.log(USAGE);
   Deno.exit(0);

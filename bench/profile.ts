@@ -12,7 +12,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   ensurePackage,
   haproxy,
@@ -25,6 +24,7 @@ import {
 } from "./_contenders.ts";
 import { runCapture, sleep, stopAll, stopAllOnSignal } from "./_procs.ts";
 import { runWrk } from "./_tools.ts";
+import { names, parseOptions, usageFailure, wholeAboveZero } from "./_cli.ts";
 import {
   type CpuProfile,
   flameGraphSvg,
@@ -63,38 +63,20 @@ Connection: close; keep-alive: wrk -c50), 5 s sampled at ${SAMPLE_HZ} Hz, out be
 Writes <out>/flame-<contender>-<load>.svg and .folded. See docs/benchmarks.md.`;
 
 /** The command line's options, or exit 2 with one line on what is wrong, and the usage. */
-function parseOptions() {
-  const fail = (message: string): never => {
-    console.error(`profile: ${message}\n${USAGE}`);
-    Deno.exit(2);
-  };
-  let values;
-  try {
-    values = parseArgs({
-      args: Deno.args,
-      options: {
-        contender: { type: "string", multiple: true },
-        load: { type: "string", default: "close" },
-        seconds: { type: "string", default: "5" },
-        out: { type: "string", default: `${ROOT}bench-results` },
-        draw: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }).values;
-  } catch (err) {
-    return fail((err as Error).message);
-  }
-  const contenders = (values.contender ?? ["l4chat-deno-epoll,haproxy"])
-    .flatMap((text) => text.split(",")).filter((name) => name !== "");
-  for (const name of contenders) {
-    if (!NAMES.includes(name)) fail(`--contender: no contender "${name}"`);
-  }
+function options() {
+  const fail = usageFailure("profile", USAGE);
+  const values = parseOptions({
+    contender: { type: "string", multiple: true },
+    load: { type: "string", default: "close" },
+    seconds: { type: "string", default: "5" },
+    out: { type: "string", default: `${ROOT}bench-results` },
+    draw: { type: "string" },
+    help: { type: "boolean", short: "h", default: false },
+  }, fail);
+  const contenders = names(values.contender, NAMES, "contender", "contender", fail) ??
+    ["l4chat-deno-epoll", "haproxy"];
   if (!LOADS.includes(values.load)) fail(`--load: no load "${values.load}"`);
-  const seconds = Number(values.seconds);
-  if (!Number.isInteger(seconds) || seconds <= 0) {
-    fail(`--seconds wants a whole number above 0, not "${values.seconds}"`);
-  }
-  return { ...values, contenders, seconds };
+  return { ...values, contenders, seconds: wholeAboveZero("seconds", values.seconds, fail) };
 }
 
 function percent(share: number): string {
@@ -167,7 +149,7 @@ async function draw(file: string, out: string): Promise<void> {
 }
 
 /** Profiles each contender in turn under the load; one backend for all. */
-async function profile(values: ReturnType<typeof parseOptions>): Promise<void> {
+async function profile(values: ReturnType<typeof options>): Promise<void> {
   const needed: [string, string][] = [["linux-perf", "perf"], ["wrk", "wrk"], ["nginx", "nginx"]];
   for (const [pkg, cmd] of needed) {
     if (!(await ensurePackage(pkg, { cmd }))) {
@@ -245,7 +227,7 @@ async function profile(values: ReturnType<typeof parseOptions>): Promise<void> {
   }
 }
 
-const values = parseOptions();
+const values = options();
 if (values.help) {
   console.log(USAGE);
   Deno.exit(0);

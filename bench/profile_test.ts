@@ -1,35 +1,15 @@
 import assert from "node:assert/strict";
+import { runScript, testBadArgs } from "./_script.ts";
 
 const PROFILE = new URL("./profile.ts", import.meta.url).pathname;
+const profile = (args: string[]) => runScript(PROFILE, args);
 
-/** Runs `deno task profile` with `args`: its exit code, and its output's lines. */
-async function profile(args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", PROFILE, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const lines = (bytes: Uint8Array) => new TextDecoder().decode(bytes).split("\n");
-  return { code, out: lines(stdout), err: lines(stderr) };
-}
-
-const BAD: [string[], string][] = [
+testBadArgs("profile", PROFILE, [
   [["--bogus"], "profile: Unknown option '--bogus'"],
   [["--contender", "haproxy,envoy"], 'profile: --contender: no contender "envoy"'],
   [["--load", "bulk"], 'profile: --load: no load "bulk"'],
   [["--seconds", "1.5"], 'profile: --seconds wants a whole number above 0, not "1.5"'],
-];
-
-for (const [args, message] of BAD) {
-  Deno.test(`profile ${args.join(" ")}: one line on what is wrong, the usage, exit 2`, async () => {
-    // Nothing started: it stops before any package or process.
-    const { code, err } = await profile(args);
-    assert.equal(code, 2);
-    assert.equal(err[0], message);
-    assert.match(err[1], /^usage: deno task profile /);
-    assert.ok(!err.some((line) => /^\s+at /.test(line)), err.join("\n"));
-  });
-}
+]);
 
 Deno.test("profile --draw of a file that is not a profile: one line, exit 1", async () => {
   const dir = await Deno.makeTempDir();
