@@ -1265,9 +1265,8 @@ function ackOnRing(flow: Flow, poller: Poller): void {
   const conn = flow.dst;
   if (!conn.ackHeld) return;
   // Bytes waiting go out with the ring's first send (see ringSend), as the epoll relay's first
-  // moves send them; bytes that come within the wait, too.
-  if (mayWait(conn, poller)) poller.deferAck(conn);
-  else ackAfterStart(conn, poller.bytesWaiting(flow.src.fd) > 0, poller);
+  // moves send them; bytes that come within the wait, too. Only a relay that may not wait looks.
+  ackAfterStart(conn, !mayWait(conn, poller) && poller.bytesWaiting(flow.src.fd) > 0, poller);
 }
 
 /**
