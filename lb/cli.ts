@@ -99,6 +99,13 @@ Options:
 }; at most
                             200ms; 0 sends it at once; a backend that speaks first, such
                             as SMTP or MySQL, hears of a client up to this much later)
+  --fin-wait DUR            how long the end of a backend's stream may wait for the client
+                            to close first, as an HTTP client does on a Connection: close
+                            reply: no shutdown, and the client keeps the TIME_WAIT (default:
+                            ${
+  fallback("fin-wait")
+}; at most 200ms; 0 passes it on at once; a client that
+                            waits for the end sees it up to this much later)
   --hc-interval DUR         time between health checks of a backend (default: ${
   fallback("hc-interval")
 })

@@ -23,6 +23,11 @@ export interface LbConfig {
    * to carry it while the proxy is busy, in ms; 0 sends it when the relay starts.
    */
   ackWaitMs: number;
+  /**
+   * How long the backend's end of stream waits for the client to close first before it is
+   * passed on, in ms; 0 passes it on at once.
+   */
+  finWaitMs: number;
   /** Time between two health checks of a backend, in ms. */
   hcIntervalMs: number;
   /** Timeout of one health check, in ms. */
@@ -79,13 +84,16 @@ const duration = (allowZero: boolean) => (value: string | number, what: string) 
   }
   return ms;
 };
-/** Longest `--ack-wait`: the kernel sends a held ACK by itself after 200 ms. */
-const ACK_WAIT_MAX_MS = 200;
+/**
+ * Longest `--ack-wait` and `--fin-wait`: the kernel sends a held ACK by itself after 200 ms,
+ * and a packet held longer than that is no longer a short wait.
+ */
+const HOLD_MAX_MS = 200;
 
-function parseAckWait(value: string | number, what: string): number {
+function parseHold(value: string | number, what: string): number {
   const ms = parseDurationMs(String(value), what, true);
-  if (ms > ACK_WAIT_MAX_MS) {
-    throw new UsageError(`Cannot use ${what} "${value}": expected at most ${ACK_WAIT_MAX_MS}ms`);
+  if (ms > HOLD_MAX_MS) {
+    throw new UsageError(`Cannot use ${what} "${value}": expected at most ${HOLD_MAX_MS}ms`);
   }
   return ms;
 }
@@ -118,7 +126,8 @@ export const SETTINGS: readonly Setting[] = [
     parse: duration(false),
   },
   { name: "connect-tries", field: "connectTries", fallback: "3", parse: integer(1, 100) },
-  { name: "ack-wait", field: "ackWaitMs", fallback: "1ms", parse: parseAckWait },
+  { name: "ack-wait", field: "ackWaitMs", fallback: "1ms", parse: parseHold },
+  { name: "fin-wait", field: "finWaitMs", fallback: "2ms", parse: parseHold },
   { name: "hc-interval", field: "hcIntervalMs", fallback: "5s", parse: duration(false) },
   { name: "hc-timeout", field: "hcTimeoutMs", fallback: "2s", parse: duration(false) },
   { name: "hc-fall", field: "hcFall", fallback: "3", parse: integer(1, 1000) },

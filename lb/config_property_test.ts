@@ -142,6 +142,7 @@ const lbConfig: fc.Arbitrary<LbConfig> = fc.record({
   connectTimeoutMs: ms,
   connectTries: fc.integer({ min: 1, max: 100 }),
   ackWaitMs: fc.integer({ min: 0, max: 200 }),
+  finWaitMs: fc.integer({ min: 0, max: 200 }),
   hcIntervalMs: ms,
   hcTimeoutMs: ms,
   hcFall: fc.integer({ min: 1, max: 1000 }),

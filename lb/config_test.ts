@@ -25,6 +25,7 @@ Deno.test("defaultConfig() holds every setting's documented default", () => {
     connectTimeoutMs: 2000,
     connectTries: 3,
     ackWaitMs: 1,
+    finWaitMs: 2,
     hcIntervalMs: 5000,
     hcTimeoutMs: 2000,
     hcFall: 3,
@@ -72,6 +73,7 @@ Deno.test("parseConfigText() reads valid files", () => {
         "connect-timeout": "500ms",
         "connect-tries": 2,
         "ack-wait": "0",
+        "fin-wait": "5ms",
         "hc-interval": "1s",
         "hc-timeout": 1, // a bare number is seconds
         "hc-fall": 5,
@@ -100,6 +102,7 @@ Deno.test("parseConfigText() reads valid files", () => {
         connectTimeoutMs: 500,
         connectTries: 2,
         ackWaitMs: 0,
+        finWaitMs: 5,
         hcIntervalMs: 1000,
         hcTimeoutMs: 1000,
         hcFall: 5,

@@ -269,7 +269,7 @@ export class Proxy {
         client,
         session.upstream!,
         row,
-        this.#relayOptions(session, row, backend),
+        this.#relayOptions(session, row, backend, config),
       );
       this.#ended(session, row, backend, error);
     } catch (err) {
@@ -381,9 +381,15 @@ export class Proxy {
   }
 
   /** What the relay of `session` reports as it goes. */
-  #relayOptions(session: Session, row: NatRow, backend: Backend): RelayOptions {
+  #relayOptions(
+    session: Session,
+    row: NatRow,
+    backend: Backend,
+    config: LbConfig,
+  ): RelayOptions {
     const nat = this.#ctx.nat;
     const options: RelayOptions = {
+      finWaitMs: config.finWaitMs,
       onEnd: (direction) => {
         if (nat.finish(row.id, direction)) {
           // Before the relay closes the sockets: a client that sees its connection end and

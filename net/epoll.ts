@@ -283,6 +283,8 @@ class Poller {
   /** Relay directions whose shutdown waits: those of the batch before, and of this batch. */
   #shutsDue: Flow[] = [];
   #shutsNext: Flow[] = [];
+  /** Directions to the client whose shutdown waits for the client to close, and until when. */
+  readonly #finWaits = new Deadlines<Flow>();
   /** Connected sockets whose held ACK waits for bytes to carry it, and until when. */
   readonly #acks = new Deadlines<EpollConn>();
   /** Whether the loop is handling a batch of events (synchronously). */
@@ -759,10 +761,13 @@ class Poller {
 
   /**
    * Shuts `flow`'s destination after the next batch of events, or before the loop waits,
-   * whichever comes first.
+   * whichever comes first. A flow to the client with `finWaitMs` waits that long instead, while
+   * the loop turns (its waits on this thread are as short), for the client to close first.
    */
   deferShut(flow: Flow): void {
-    this.#shutsNext.push(flow);
+    const waitMs = flow.up ? 0 : flow.relay.options?.finWaitMs ?? 0;
+    if (waitMs > 0 && this.turning) this.#finWaits.push(flow, performance.now() + waitMs);
+    else this.#shutsNext.push(flow);
   }
 
   /**
@@ -803,6 +808,12 @@ class Poller {
   #acksDeferred(all: boolean): void {
     if (this.#acks.size === 0) return;
     this.#acks.takeDue(all ? Infinity : performance.now(), sendHeldAck);
+  }
+
+  /** Makes the shutdowns whose `finWaitMs` is over, or every one with `all`. */
+  #finsDue(all: boolean): void {
+    if (this.#finWaits.size === 0) return;
+    this.#finWaits.takeDue(all ? Infinity : performance.now(), shutOne);
   }
 
   /** Makes the shutdowns deferred before this batch, or every one with `all`. */
@@ -916,10 +927,13 @@ class Poller {
           if (quietWaits < QUIET_WAITS) {
             n = libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, TURN_EVERY_MS);
             if (n <= 0) {
+              this.#finsDue(false);
               quietWaits++;
               continue;
             }
           } else {
+            // Waiting on the other thread, the loop would not see them due.
+            this.#finsDue(true);
             this.#parked = true;
             n = await libc.epollWait(this.#ep, this.#events, MAX_EVENTS, -1);
             this.#parked = false;
@@ -952,6 +966,7 @@ class Poller {
         }
         this.#inBatch = false;
         this.#shutDeferred(false);
+        this.#finsDue(false);
         this.#acksDeferred(false);
         // Let the promise reactions of this batch run (the next sends, a relay that starts)
         // before looking for more: a look that finds nothing would otherwise wait on them.
@@ -962,6 +977,7 @@ class Poller {
       this.#inBatch = false;
       this.#shutsDue.length = 0;
       this.#shutsNext.length = 0;
+      this.#finWaits.clear();
       this.#acks.clear();
       // What the last turn's promise reactions queued (the close of the last socket) goes now.
       if (this.ring !== undefined && this.ring.queued > 0) this.#submit();
@@ -1425,15 +1441,18 @@ function end(flow: Flow): void {
   relay.finish(undefined);
 }
 
-/** {@linkcode shut} for each of `flows`, whatever a callback throws. */
-function shutAll(flows: Flow[]): void {
-  for (let i = 0; i < flows.length; i++) {
-    try {
-      shut(flows[i], true);
-    } catch (err) {
-      unexpected(err);
-    }
+/** {@linkcode shut} with its write side, whatever a callback throws. */
+function shutOne(flow: Flow): void {
+  try {
+    shut(flow, true);
+  } catch (err) {
+    unexpected(err);
   }
+}
+
+/** {@linkcode shutOne} for each of `flows`. */
+function shutAll(flows: Flow[]): void {
+  for (let i = 0; i < flows.length; i++) shutOne(flows[i]);
 }
 
 /** Shuts `flow.dst`'s write side (`write` false: the relay closes it next) and says so. */

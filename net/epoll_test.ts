@@ -74,13 +74,13 @@ async function fourEnds(
 }
 
 /**
- * The engine over a `libc` that records `shutdown(2)`s and `recv(2)`s, with
- * {@linkcode fourEnds}; `relayShuts()` lists the shutdowns made on the relay's two sockets,
- * `recvsOf(conn)` what each read of `conn` returned.
+ * The engine over a `libc` that records `shutdown(2)`s and `recv(2)`s (relaying on `ring`,
+ * when given), with {@linkcode fourEnds}; `relayShuts()` lists the shutdowns made on the
+ * relay's two sockets, `recvsOf(conn)` what each read of `conn` returned.
  */
-async function rig() {
+async function rig(ring?: RelayRing) {
   const { libc: recorder, shut, recvs } = recording(libc as Libc);
-  const sockets = epollSockets(recorder);
+  const sockets = epollSockets(recorder, ring);
   const ends = await fourEnds(sockets);
   const mine = [fdOf(ends.front), fdOf(ends.upstream)];
   return {
@@ -91,13 +91,20 @@ async function rig() {
   };
 }
 
-/** A test of the relay on {@linkcode rig}, whose four ends it closes however the test ends. */
-function rigTest(name: string, fn: (r: Awaited<ReturnType<typeof rig>>) => Promise<void>): void {
+/**
+ * A test of the relay on {@linkcode rig} with `engine` (epoll alone, or relays on a ring), whose
+ * four ends it closes however the test ends.
+ */
+function rigTest(
+  name: string,
+  fn: (r: Awaited<ReturnType<typeof rig>>) => Promise<void>,
+  engine: "epoll" | "uring" = "epoll",
+): void {
   Deno.test({
     name,
-    ignore: unavailable !== undefined,
+    ignore: unavailable !== undefined || (engine === "uring" && ringUnavailable !== undefined),
     async fn() {
-      const r = await rig();
+      const r = await rig(engine === "uring" ? newRing() as RelayRing : undefined);
       try {
         await fn(r);
       } finally {
@@ -382,6 +389,43 @@ rigTest(
     assert.equal(await relayed, undefined);
   },
 );
+
+for (const engine of ENGINES) {
+  rigTest(
+    `${engine} relay: with finWaitMs, a client that closes on the reply ends it with no shutdown`,
+    async ({ sockets, relayShuts, client, front, upstream, server }) => {
+      const relayed = sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 }, {
+        finWaitMs: 60_000,
+      });
+      await server.writeAll(encoder.encode("pong"));
+      await server.closeWrite();
+      const buf = new Uint8Array(8);
+      assert.equal(await client.read(buf), 4);
+      // As an HTTP client does on a reply it knows the end of: its FIN comes first.
+      client.close();
+      assert.equal(await deadline(relayed, 10_000, "the relay to end"), undefined);
+      assert.deepEqual(relayShuts(), []);
+    },
+    engine,
+  );
+
+  rigTest(
+    `${engine} relay: with finWaitMs, a client that waits for the end gets it once all is quiet`,
+    async ({ sockets, relayShuts, client, front, upstream, server }) => {
+      const relayed = sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 }, {
+        finWaitMs: 60_000,
+      });
+      await server.writeAll(encoder.encode("pong"));
+      await server.closeWrite();
+      // Not after the minute: before the loop hands its wait to the other thread.
+      assert.equal(await deadline(readAll(client), 10_000, "the end of the reply"), "pong");
+      assert.deepEqual(relayShuts(), [fdOf(front)]);
+      client.close();
+      assert.equal(await deadline(relayed, 10_000, "the relay to end"), undefined);
+    },
+    engine,
+  );
+}
 
 /**
  * The engine's `libc`, counting the waits handed to another thread (`handedOver`), the waits

@@ -112,6 +112,14 @@ export interface RelayOptions {
    * about to be closed. Not called for a direction ended by error.
    */
   onEnd?: (direction: Direction) => void;
+  /**
+   * How long, in ms, the backend's end of stream waits to be passed on to the client, for the
+   * client to close first, as an HTTP client does once it has read a `Connection: close` reply:
+   * the relay then closes both sides with no shutdown, and the client, not this process, keeps
+   * the TIME_WAIT. A client that waits for the end sees it up to this much later. 0 (the
+   * default): it goes at once. Where the sockets cannot do it, it is ignored.
+   */
+  finWaitMs?: number;
 }
 
 /** A running HTTP server. */
