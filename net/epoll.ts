@@ -762,7 +762,8 @@ class Poller {
   /**
    * Shuts `flow`'s destination after the next batch of events, or before the loop waits,
    * whichever comes first. A flow to the client with `finWaitMs` waits that long instead, while
-   * the loop turns (its waits on this thread are as short), for the client to close first.
+   * the loop turns, for the client to close first; meanwhile the loop waits on this thread
+   * only (1 ms at a time), where it sees the deadline.
    */
   deferShut(flow: Flow): void {
     const waitMs = flow.up ? 0 : flow.relay.options?.finWaitMs ?? 0;
@@ -810,10 +811,10 @@ class Poller {
     this.#acks.takeDue(all ? Infinity : performance.now(), sendHeldAck);
   }
 
-  /** Makes the shutdowns whose `finWaitMs` is over, or every one with `all`. */
-  #finsDue(all: boolean): void {
+  /** Makes the shutdowns whose `finWaitMs` is over. */
+  #finsDue(): void {
     if (this.#finWaits.size === 0) return;
-    this.#finWaits.takeDue(all ? Infinity : performance.now(), shutOne);
+    this.#finWaits.takeDue(performance.now(), shutOne);
   }
 
   /** Makes the shutdowns deferred before this batch, or every one with `all`. */
@@ -924,16 +925,15 @@ class Poller {
           // Held ACKs go before any wait; a look that found nothing was too soon for the bytes
           // that would have carried them.
           this.#acksDeferred(true);
-          if (quietWaits < QUIET_WAITS) {
+          // A FIN that waits keeps the wait here, where the loop sees it due.
+          if (quietWaits < QUIET_WAITS || this.#finWaits.size > 0) {
             n = libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, TURN_EVERY_MS);
             if (n <= 0) {
-              this.#finsDue(false);
+              this.#finsDue();
               quietWaits++;
               continue;
             }
           } else {
-            // Waiting on the other thread, the loop would not see them due.
-            this.#finsDue(true);
             this.#parked = true;
             n = await libc.epollWait(this.#ep, this.#events, MAX_EVENTS, -1);
             this.#parked = false;
@@ -966,7 +966,7 @@ class Poller {
         }
         this.#inBatch = false;
         this.#shutDeferred(false);
-        this.#finsDue(false);
+        this.#finsDue();
         this.#acksDeferred(false);
         // Let the promise reactions of this batch run (the next sends, a relay that starts)
         // before looking for more: a look that finds nothing would otherwise wait on them.

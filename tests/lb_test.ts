@@ -456,6 +456,75 @@ Deno.test("lb closes the backend promptly when the client goes away mid-transfer
   assert.equal(await terminated(lb, clientPort), 0);
 });
 
+/** TCP state `TIME_WAIT` in `/proc/net/tcp`. */
+const TCP_TIME_WAIT = 6;
+
+/**
+ * The state of the IPv4 loopback socket from `localPort` to `remotePort` (see
+ * `/proc/net/tcp`), or undefined when there is none.
+ */
+async function tcpState(localPort: number, remotePort: number): Promise<number | undefined> {
+  const hex = (port: number) => port.toString(16).toUpperCase().padStart(4, "0");
+  const local = `:${hex(localPort)}`;
+  const remote = `:${hex(remotePort)}`;
+  // Deno reads /proc/net only with every permission; `cat` needs none of them.
+  const { stdout } = await new Deno.Command("cat", { args: ["/proc/net/tcp"] }).output();
+  for (const line of decoder.decode(stdout).split("\n").slice(1)) {
+    const [, localAddr, remoteAddr, state] = line.trim().split(/\s+/);
+    if (localAddr?.endsWith(local) && remoteAddr?.endsWith(remote)) return parseInt(state, 16);
+  }
+  return undefined;
+}
+
+// The engine's: the runtimes' own sockets pass the backend's end on at once.
+for (const path of DATA_PATHS.filter((p) => !p.args.includes("runtime"))) {
+  Deno.test(`lb (${path.name}) --fin-wait: a client that closes on the reply keeps the TIME_WAIT, not lb`, async () => {
+    // The backend answers a request and closes, as an HTTP server does on `Connection: close`.
+    const backendClosed = Promise.withResolvers<void>();
+    await using backend = new TestBackend(async (conn) => {
+      await conn.read(new Uint8Array(64));
+      await writeAll(conn, encoder.encode("reply\n"));
+      conn.close();
+      backendClosed.resolve();
+    });
+    const { proc: lb, port } = await startLb(
+      [backend.port],
+      [...ONE_HC, "--fin-wait", "200ms", ...path.args],
+      path.options,
+    );
+    await using _lb = lb;
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const clientPort = conn.localAddr.port;
+    try {
+      await writeAll(conn, encoder.encode("request\n"));
+      const buf = new Uint8Array(64);
+      let reply = "";
+      while (!reply.endsWith("\n")) {
+        const n = await deadline(conn.read(buf), 10_000, "no reply");
+        assert.notEqual(n, null, "the end came before the client closed");
+        reply += decoder.decode(buf.subarray(0, n!));
+      }
+      assert.equal(reply, "reply\n");
+      // A client a little slower than lb, whose FIN would have gone by then with no wait (there
+      // is no event for a FIN not sent): 50 ms, well inside the 200 ms lb waits.
+      await backendClosed.promise;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    } finally {
+      conn.close();
+    }
+    assert.equal(await terminated(lb, clientPort), 0);
+    // Whichever side sent its FIN first holds the TIME_WAIT once lb has closed its socket:
+    // looked for every 5 ms, for 10 s at most (the kernel says nothing when it comes).
+    let holder = "neither";
+    for (let i = 0; i < 2000 && holder === "neither"; i++) {
+      if (await tcpState(clientPort, port) === TCP_TIME_WAIT) holder = "client";
+      else if (await tcpState(port, clientPort) === TCP_TIME_WAIT) holder = "lb";
+      else await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.equal(holder, "client");
+  });
+}
+
 Deno.test("lb listens and connects over IPv6 loopback", async () => {
   await using backend = new TestBackend(async (conn) => {
     await writeAll(conn, encoder.encode("hello over ::1\n"));
