@@ -105,7 +105,7 @@ Options:
                             ${
   fallback("fin-wait")
 }; at most 200ms; 0 passes it on at once; a client that
-                            waits for the end sees it up to this much later)
+                            waits for the end sees it this much later, up to 1 ms more)
   --hc-interval DUR         time between health checks of a backend (default: ${
   fallback("hc-interval")
 })

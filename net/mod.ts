@@ -116,7 +116,7 @@ export interface RelayOptions {
    * How long, in ms, the backend's end of stream waits to be passed on to the client, for the
    * client to close first, as an HTTP client does once it has read a `Connection: close` reply:
    * the relay then closes both sides with no shutdown, and the client, not this process, keeps
-   * the TIME_WAIT. A client that waits for the end sees it up to this much later. 0 (the
+   * the TIME_WAIT. A client that waits for the end sees it this much later (and up to 1 ms more). 0 (the
    * default): it goes at once. Where the sockets cannot do it, it is ignored.
    */
   finWaitMs?: number;
