@@ -149,13 +149,15 @@ Deno.test({
       from: mark,
       timeoutMs: 5000,
     });
+    // The new client speaks first: its own line back says the backend has it in the room (the
+    // lb logs the route once connected, before the backend has accepted).
+    await next.send("[next] hi\n");
+    assert.equal(await next.readLine(5000), "[next] hi");
+    assert.equal(await bystander.readLine(5000), "[next] hi");
     // The other connection never noticed.
     await bystander.send("[bystander] still here\n");
     assert.equal(await bystander.readLine(5000), "[bystander] still here");
     assert.equal(await next.readLine(5000), "[bystander] still here");
-    await next.send("[next] hi\n");
-    assert.equal(await next.readLine(5000), "[next] hi");
-    assert.equal(await bystander.readLine(5000), "[next] hi");
     // Every later client goes to the live backend while the dead one stays down.
     for (let i = 0; i < 3; i++) {
       using _later = await connectRouted(lb, port, portB, { timeoutMs: 5000 });
