@@ -283,7 +283,7 @@ class Poller {
   /** Relay directions whose shutdown waits: those of the batch before, and of this batch. */
   #shutsDue: Flow[] = [];
   #shutsNext: Flow[] = [];
-  /** Directions to the client whose shutdown waits for the client to close, and until when. */
+  /** Relay directions whose shutdown waits for a time (`deferShut` with a wait), and until when. */
   readonly #finWaits = new Deadlines<Flow>();
   /** Connected sockets whose held ACK waits for bytes to carry it, and until when. */
   readonly #acks = new Deadlines<EpollConn>();
@@ -761,12 +761,10 @@ class Poller {
 
   /**
    * Shuts `flow`'s destination after the next batch of events, or before the loop waits,
-   * whichever comes first. A flow to the client with `finWaitMs` waits that long instead, while
-   * the loop turns, for the client to close first; meanwhile the loop waits on this thread
-   * only (1 ms at a time), where it sees the deadline.
+   * whichever comes first; with `waitMs`, once they have passed instead, while the loop turns
+   * (meanwhile it waits on this thread only, 1 ms at a time, where it sees them pass).
    */
-  deferShut(flow: Flow): void {
-    const waitMs = flow.up ? 0 : flow.relay.options?.finWaitMs ?? 0;
+  deferShut(flow: Flow, waitMs: number): void {
     if (waitMs > 0 && this.turning) this.#finWaits.push(flow, performance.now() + waitMs);
     else this.#shutsNext.push(flow);
   }
@@ -1422,10 +1420,12 @@ function ranDry(flow: Flow): void {
 
 /**
  * `flow.src` has ended and everything it sent has been delivered. The last direction to end
- * needs no shutdown: the relay closes both sides now. The first one's shutdown waits for the
- * next batch of events (see {@linkcode Poller.deferShut}): when the other direction ends by
- * then, as a client that closes on seeing the reply does, no shutdown is made at all, and
- * the side that sent its FIN first, not this process, keeps the TIME_WAIT.
+ * needs no shutdown: the relay closes both sides now. The first one's shutdown waits (see
+ * {@linkcode Poller.deferShut}): when the other direction ends by then, no shutdown is made at
+ * all, and the side that sent its FIN first, not this process, keeps the TIME_WAIT. The
+ * backend's end waits `finWaitMs` for the client's, as a client that closes on seeing the
+ * reply sends it; the client's end waits for the next batch only, since a backend seldom
+ * closes before it has seen it.
  */
 function end(flow: Flow): void {
   const relay = flow.relay;
@@ -1433,7 +1433,7 @@ function end(flow: Flow): void {
   releaseBulk(flow);
   const other = flow === relay.up ? relay.down : relay.up;
   if (!other.ended) {
-    relay.poller.deferShut(flow);
+    relay.poller.deferShut(flow, flow.up ? 0 : relay.options?.finWaitMs ?? 0);
     return;
   }
   if (!other.shut) shut(other, false);
