@@ -17,6 +17,7 @@ import {
   AF_INET,
   encodeSockaddr,
   EPOLL_CTL_ADD,
+  EPOLLET,
   EPOLLIN,
   MSG_NOSIGNAL,
   SOCK_STREAM,
@@ -24,9 +25,9 @@ import {
 import { denoLibc } from "./_libc_deno.ts";
 
 /** This machine's ring, or undefined (with a warning) where io_uring is missing or forbidden. */
-function openRing(entries = 64): Ring | undefined {
+function openRing(entries = 64, options: { deferred?: boolean } = {}): Ring | undefined {
   const sys = denoRingSys();
-  const ring = "unavailable" in sys ? sys : Ring.open(sys, entries);
+  const ring = "unavailable" in sys ? sys : Ring.open(sys, entries, options);
   if ("unavailable" in ring) {
     console.warn(`no io_uring here: ${ring.unavailable}`);
     return undefined;
@@ -151,6 +152,60 @@ Deno.test("Ring: a completion wakes an epoll set holding the ring, and is there 
     ring.queue({ op: OP_CLOSE, fd, userData: 4 });
     assert.equal(next(ring).res, 0);
   } finally {
+    libc.close(ep);
+    listener.close();
+    ring.close();
+  }
+});
+
+Deno.test("Ring: a deferred ring signals its eventfd only while signals are on; due and ready say what it has", async () => {
+  const ring = openRing(64, { deferred: true });
+  const libc = denoLibc();
+  if (ring === undefined || "unavailable" in libc) return;
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const ep = libc.epollCreate1(0);
+  const efd = libc.eventfd(0, 0);
+  try {
+    assert.equal(ring.notify(efd), 0);
+    const event = new Uint8Array(16);
+    new DataView(event.buffer).setUint32(0, EPOLLIN | EPOLLET, true);
+    assert.equal(libc.epollCtl(ep, EPOLL_CTL_ADD, efd, event), 0);
+    const fd = connectedSocket(ring, listener.addr.port);
+    const server = await listener.accept();
+    const events = new Uint8Array(16 * 4);
+    // What the connect's completions signalled.
+    libc.epollPoll(ep, events, 4, 0);
+    const input = ring.pin(64);
+    const got: number[] = [];
+    ring.signals(false);
+    ring.queue({ op: OP_RECV, fd, addr: input.addr, len: 64, userData: 3 });
+    assert.equal(ring.submit(0), 0);
+    await server.write(new TextEncoder().encode("hi"));
+    // No signal comes: the ring's flags are the only sign (looked at for 5 s at most).
+    const until = Date.now() + 5_000;
+    while (!ring.due && Date.now() < until) await new Promise((r) => setTimeout(r, 1));
+    assert.ok(ring.due, "the receive's completion waits to be posted");
+    assert.equal(ring.ready, false);
+    assert.equal(ring.submit(0), 0);
+    assert.equal(ring.ready, true);
+    assert.equal(libc.epollPoll(ep, events, 4, 0), 0, "no signal while they are off");
+    ring.complete((userData, res) => got.push(userData, res));
+    assert.deepEqual(got, [3, 2]);
+    assert.equal(ring.ready, false);
+    // Signals on again: the next completion wakes the set.
+    ring.signals(true);
+    ring.queue({ op: OP_RECV, fd, addr: input.addr, len: 64, userData: 5 });
+    assert.equal(ring.submit(0), 0);
+    await server.write(new TextEncoder().encode("hey"));
+    assert.equal(libc.epollPoll(ep, events, 4, 5_000), 1);
+    assert.equal(ring.submit(0), 0);
+    ring.complete((userData, res) => got.push(userData, res));
+    assert.deepEqual(got, [3, 2, 5, 3]);
+    server.close();
+    ring.queue({ op: OP_CLOSE, fd, userData: 6 });
+    assert.equal(next(ring).res, 0);
+  } finally {
+    libc.close(efd);
     libc.close(ep);
     listener.close();
     ring.close();

@@ -30,7 +30,8 @@
  * chat client); accepts, shutdowns and removals from the epoll set stay system calls (see
  * {@linkcode EpollListener} and `EpollConn.shutWrite`). The kernel posts completions when the
  * loop asks, and signals an eventfd in the epoll set when there is something to ask for, so
- * the loop waits for its sockets and its ring in one `epoll_wait`, on either thread.
+ * the loop waits for its sockets and its ring in one `epoll_wait`, on either thread. The
+ * signals are on only for the waits: while the loop runs, it reads the ring's flags instead.
  *
  * @module
  */
@@ -867,11 +868,32 @@ class Poller {
   /** Events found by looking without waiting, again and again for {@linkcode SPIN_MS} at most. */
   #spin(): number {
     const until = performance.now() + SPIN_MS;
+    const ring = this.ring;
     let n: number;
     do {
       n = this.libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, 0);
-    } while (n <= 0 && performance.now() < until);
+      // The ring signals nothing while the loop runs: its flags say when it has something.
+    } while (n <= 0 && ring?.due !== true && performance.now() < until);
     return n;
+  }
+
+  /** Whether the ring has completions to post or take (read without a system call). */
+  #ringHas(): boolean {
+    const ring = this.ring;
+    return ring !== undefined && (ring.due || ring.ready);
+  }
+
+  /**
+   * Before a wait: the ring signals its eventfd again, so that the wait ends for it; false (no
+   * wait) if it has entries to hand over or completions to post or take already.
+   */
+  #readyToWait(): boolean {
+    const ring = this.ring;
+    if (ring === undefined) return true;
+    ring.signals(true);
+    if (ring.queued === 0 && !ring.due && !ring.ready) return true;
+    ring.signals(false);
+    return false;
   }
 
   async #loop(): Promise<void> {
@@ -886,6 +908,8 @@ class Poller {
     let quietWaits = 0;
     // When the runtime's event loop last turned.
     let turnedAtMs = Date.now();
+    // The ring's eventfd is for the waits (see #readyToWait).
+    this.ring?.signals(false);
     try {
       while (this.#registered > 0) {
         this.#ringTurn();
@@ -897,7 +921,9 @@ class Poller {
         // costs two thread switches more, but which lets the runtime go on meanwhile.
         const due = Date.now() - turnedAtMs >= TURN_EVERY_MS;
         let n = due ? 0 : libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, 0);
-        if (n <= 0) {
+        // What the ring has makes a batch, as its signal would have (off while the loop runs).
+        let ringBatch = !due && this.#ringHas();
+        if (n <= 0 && !ringBatch) {
           if (due) {
             await libc.runtimeTurn();
             turnedAtMs = Date.now();
@@ -906,7 +932,7 @@ class Poller {
           this.#shutDeferred(true);
           // What the last turn's completions queued goes before any wait: a wait on the other
           // thread ends only for an event, and entries never handed over make none.
-          if (this.ring !== undefined && (this.ring.queued > 0 || this.ring.due)) continue;
+          if (this.ring !== undefined && this.ring.queued > 0) continue;
           // Every reaction runs before the next macrotask (an immediate: 1.5 µs, no system
           // call), and the work it does may be what the next event waits for.
           if (this.settled) {
@@ -917,15 +943,18 @@ class Poller {
           if (!spun) {
             spun = true;
             n = this.#spin();
+            ringBatch = this.#ringHas();
           }
         }
-        if (n <= 0) {
+        if (n <= 0 && !ringBatch) {
           // Held ACKs go before any wait; a look that found nothing was too soon for the bytes
           // that would have carried them.
           this.#acksDeferred(true);
+          if (!this.#readyToWait()) continue;
           // A FIN that waits keeps the wait here, where the loop sees it due.
           if (quietWaits < QUIET_WAITS || this.#finWaits.size > 0) {
             n = libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, TURN_EVERY_MS);
+            this.ring?.signals(false);
             if (n <= 0) {
               this.#finsDue();
               quietWaits++;
@@ -935,6 +964,7 @@ class Poller {
             this.#parked = true;
             n = await libc.epollWait(this.#ep, this.#events, MAX_EVENTS, -1);
             this.#parked = false;
+            this.ring?.signals(false);
             // The runtime's event loop went on meanwhile.
             turnedAtMs = Date.now();
           }
@@ -942,6 +972,7 @@ class Poller {
         quietWaits = 0;
         spun = false;
         this.#inBatch = true;
+        if (ringBatch) this.#ringTurn();
         for (let i = 0; i < n; i++) {
           const base = i * size;
           const slot = view.getUint32(base + dataOffset, true);
@@ -977,6 +1008,7 @@ class Poller {
       this.#shutsNext.length = 0;
       this.#finWaits.clear();
       this.#acks.clear();
+      this.ring?.signals(true);
       // What the last turn's promise reactions queued (the close of the last socket) goes now.
       if (this.ring !== undefined && this.ring.queued > 0) this.#submit();
     }
