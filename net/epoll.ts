@@ -868,12 +868,11 @@ class Poller {
   /** Events found by looking without waiting, again and again for {@linkcode SPIN_MS} at most. */
   #spin(): number {
     const until = performance.now() + SPIN_MS;
-    const ring = this.ring;
     let n: number;
     do {
       n = this.libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, 0);
       // The ring signals nothing while the loop runs: its flags say when it has something.
-    } while (n <= 0 && ring?.due !== true && performance.now() < until);
+    } while (n <= 0 && !this.#ringHas() && performance.now() < until);
     return n;
   }
 
@@ -891,7 +890,7 @@ class Poller {
     const ring = this.ring;
     if (ring === undefined) return true;
     ring.signals(true);
-    if (ring.queued === 0 && !ring.due && !ring.ready) return true;
+    if (ring.queued === 0 && !this.#ringHas()) return true;
     ring.signals(false);
     return false;
   }
