@@ -865,7 +865,10 @@ class Poller {
     this.libc.write(this.#wakeFd, this.#counter, 8);
   }
 
-  /** Events found by looking without waiting, again and again for {@linkcode SPIN_MS} at most. */
+  /**
+   * Events found by looking without waiting, again and again for {@linkcode SPIN_MS} at most,
+   * or until the ring has something.
+   */
   #spin(): number {
     const until = performance.now() + SPIN_MS;
     let n: number;
