@@ -7,7 +7,8 @@
  * l4chat-bun-epoll,l4chat-bun-runtime,haproxy,nginx,reference-c,reference-uring]
  * (reference-uring only when named; serv-<name> runs with l4chat-<name> in the chat workloads)
  * [--clients 10,100,1000]
- * deno task bench --report bench-results/<time>.json (prints the tables of a saved run)
+ * deno task bench --report bench-results/<time>.json[,...] (prints the tables of saved runs; of
+ * several, pooled: each round is paired within its own run)
  *
  * Every contender is started and stopped by PID, every step has a time limit, repetitions
  * are interleaved across contenders (the order rotates each repetition), and the table gives
@@ -51,7 +52,7 @@ import {
   stopAllOnSignal,
   waitForPort,
 } from "./_procs.ts";
-import { median, spread } from "./_stats.ts";
+import { median, signTest, spread } from "./_stats.ts";
 import { names, parseOptions, usageFailure, wholeAboveZero } from "./_cli.ts";
 import { runIperf, runWrk } from "./_tools.ts";
 
@@ -69,7 +70,8 @@ const USAGE = `usage: deno task bench [--quick] [--reps N] [--seconds S] [--only
   WORKLOADS.join("|")
 }]
   [--contender NAME,...] [--clients N,...]
-  deno task bench --report bench-results/<time>.json  (the tables of a saved run)
+  deno task bench --report bench-results/<time>.json[,...]  (the tables of saved runs;
+    of several, pooled, each round paired within its own run)
 contenders: ${CONTENDER_NAMES.join(", ")}
 defaults: 3 repetitions of 5 s (--quick: 1 of 1 s); proxy, memory and chat (stalled only when
 named); every contender but reference-uring; chat at 10, 100 and 1000 clients (--quick: 10, 100).
@@ -85,7 +87,7 @@ function options() {
     only: { type: "string", multiple: true },
     contender: { type: "string", multiple: true },
     clients: { type: "string" },
-    report: { type: "string" },
+    report: { type: "string", multiple: true },
     help: { type: "boolean", short: "h", default: false },
   }, fail);
   return {
@@ -94,6 +96,7 @@ function options() {
     seconds: wholeAboveZero("seconds", values.seconds, fail),
     clients: values.clients?.split(",").map((c) => wholeAboveZero("clients", c, fail)),
     only: names(values.only, WORKLOADS, "only", "workload", fail),
+    report: values.report?.flatMap((text) => text.split(",")).filter((file) => file !== ""),
     contender: names(values.contender, CONTENDER_NAMES, "contender", "contender", fail),
   };
 }
@@ -495,11 +498,10 @@ function med(group: string, contender: string, key: string): number {
 }
 
 /**
- * `contender`'s `key` in `group` as a ratio to `reference`'s: the median of the ratios of
- * samples taken in the same round, where the samples say their round (the HTTP workloads),
- * else the ratio of the medians. NaN if either has none.
+ * `contender`'s `key` in `group` as ratios to `reference`'s in the same round, one per round
+ * both were measured in (the HTTP workloads, whose samples say their round); empty otherwise.
  */
-function pairedRatio(group: string, contender: string, reference: string, key: string): number {
+function pairedRatios(group: string, contender: string, reference: string, key: string): number[] {
   const ofReference = new Map<number, number>();
   for (const s of samples[group]?.[reference] ?? []) {
     if (s.round !== undefined && Number.isFinite(s[key]) && s[key] !== 0) {
@@ -511,9 +513,46 @@ function pairedRatio(group: string, contender: string, reference: string, key: s
     const ref = s.round === undefined ? undefined : ofReference.get(s.round);
     if (ref !== undefined && Number.isFinite(s[key])) ratios.push(s[key] / ref);
   }
+  return ratios;
+}
+
+/**
+ * `contender`'s `key` in `group` as a ratio to `reference`'s: the median of the ratios within
+ * each round (see {@linkcode pairedRatios}), else the ratio of the medians. NaN if either has
+ * none.
+ */
+function pairedRatio(group: string, contender: string, reference: string, key: string): number {
+  const ratios = pairedRatios(group, contender, reference, key);
   if (ratios.length > 0) return median(ratios);
   const ref = med(group, reference, key);
   return ref === 0 ? NaN : med(group, contender, key) / ref;
+}
+
+/**
+ * The HTTP workloads round by round against `reference`: for each contender and metric, the
+ * median ratio, its range, in how many rounds the contender did better, and the sign test's
+ * chance of that many from noise alone. A median above 1.0x with p well under 0.05 is a lead
+ * this machine's noise does not explain; one at 0.3 is not a lead yet.
+ */
+function roundTable(metrics: [string, string, "higher" | "lower"][], reference: string): string {
+  const rows: string[] = [];
+  rows.push(`| contender | ${metrics.map(([, label]) => label).join(" | ")} |`);
+  rows.push(`|---|${metrics.map(() => "---").join("|")}|`);
+  for (const name of Object.keys(samples.http ?? {})) {
+    if (name === reference) continue;
+    const cells = metrics.map(([key, , better]) => {
+      const ratios = pairedRatios("http", name, reference, key);
+      if (ratios.length === 0) return "-";
+      const wins = ratios.filter((r) => better === "higher" ? r > 1 : r < 1).length;
+      const range = `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}x`;
+      const p = signTest(wins, ratios.length);
+      return `${median(ratios).toFixed(2)}x (${range}), ${wins} of ${ratios.length}, p ${
+        p < 0.001 ? "<0.001" : p.toFixed(3)
+      }`;
+    });
+    rows.push(`| ${name} | ${cells.join(" | ")} |`);
+  }
+  return rows.join("\n");
 }
 
 /** One target line: `value` against `limit`, met or not. */
@@ -525,6 +564,21 @@ function target(label: string, value: number, op: ">=" | "<=", limit: number, un
   return `| ${label} | ${format(value)}${unit} | ${op} ${format(limit)}${unit} | ${
     met ? "met" : "**not met**"
   } |`;
+}
+
+/**
+ * Adds the samples of saved run number `index` to {@linkcode samples}: each run's rounds stay
+ * its own (a round is paired with the same run's round only), medians are of all runs' samples.
+ */
+function pool(saved: Record<string, Record<string, Sample[]>>, index: number): void {
+  for (const [group, byContender] of Object.entries(saved ?? {})) {
+    const into = samples[group] ??= {};
+    for (const [contender, list] of Object.entries(byContender)) {
+      (into[contender] ??= []).push(
+        ...list.map((s) => s.round === undefined ? s : { ...s, round: s.round + index * 1e6 }),
+      );
+    }
+  }
 }
 
 /** The tables of everything in `samples`, and the issue's targets checked against them. */
@@ -540,6 +594,11 @@ function render(): string {
     ["newConnPerSec", "new conn/s", "higher"],
     ["oneConnRps", "1 conn req/s", "higher"],
     ["oneConnP50Ms", "1 conn p50 ms", "lower"],
+  ], ref);
+  const rounds = samples.http === undefined ? "" : roundTable([
+    ["keepaliveRps", "keep-alive req/s", "higher"],
+    ["keepaliveP99Ms", "p99 ms", "lower"],
+    ["newConnPerSec", "new conn/s", "higher"],
   ], ref);
   const counts = [
     ...new Set(
@@ -637,6 +696,11 @@ function render(): string {
   }
   return `Proxies (median ±half-spread; ratio to HAProxy, for the HTTP workloads the median of\n` +
     `the ratios within each round):\n\n${proxyTable}\n\n` +
+    (rounds === ""
+      ? ""
+      : `The HTTP workloads round by round against HAProxy (the ratio within each round: median,\n` +
+        `lowest-highest; the rounds where the contender did better, of all; the one-sided sign\n` +
+        `test's chance of that many from noise alone):\n\n${rounds}\n\n`) +
     `Memory per idle proxied connection (bytes of RSS per connection held):\n\n${memoryTable}\n\n` +
     (stalledTable === ""
       ? ""
@@ -773,11 +837,16 @@ async function main(): Promise<void> {
 const unwatch = stopAllOnSignal();
 try {
   if (values.report !== undefined) {
-    const saved = await Deno.readTextFile(values.report).then(JSON.parse).catch((err) => {
-      console.error(`bench: cannot read ${values.report}: ${(err as Error).message}`);
-      Deno.exit(1);
-    });
-    Object.assign(samples, saved.samples);
+    for (const [index, file] of values.report.entries()) {
+      const saved = await Deno.readTextFile(file).then(JSON.parse).catch((err) => {
+        console.error(`bench: cannot read ${file}: ${(err as Error).message}`);
+        Deno.exit(1);
+      });
+      pool(saved.samples, index);
+    }
+    if (values.report.length > 1) {
+      console.log(`Pooled over ${values.report.length} saved runs: ${values.report.join(", ")}\n`);
+    }
     console.log(render());
   } else {
     await main();

@@ -28,3 +28,34 @@ Deno.test("bench --help: the usage, with every contender, exit 0", async () => {
     assert.ok(out.join("\n").includes(name), `${name} in the usage`);
   }
 });
+
+Deno.test("bench --report of two runs: pooled, each round paired within its own run", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "l4chat-bench-report-" });
+  try {
+    const run = (haproxy: number, l4chat: number) => ({
+      samples: {
+        http: {
+          "haproxy": [{ round: 0, keepaliveRps: haproxy, keepaliveP99Ms: 1, newConnPerSec: 10 }],
+          "l4chat-deno": [{ round: 0, keepaliveRps: l4chat, keepaliveP99Ms: 2, newConnPerSec: 20 }],
+        },
+      },
+    });
+    // Better in the first run's round (1.10x), worse in the second's (0.95x): paired across
+    // runs instead, the second run's HAProxy would stand for both (0.55x and 0.95x).
+    await Deno.writeTextFile(`${dir}/a.json`, JSON.stringify(run(100, 110)));
+    await Deno.writeTextFile(`${dir}/b.json`, JSON.stringify(run(200, 190)));
+    const { code, out } = await bench(["--report", `${dir}/a.json,${dir}/b.json`]);
+    assert.equal(code, 0);
+    const text = out.join("\n");
+    assert.match(text, /^Pooled over 2 saved runs: /);
+    const row = out.find((line) => line.startsWith("| l4chat-deno | 1.02x (0.95-1.10x), 1 of 2"));
+    assert.ok(row, text);
+    // p99 twice HAProxy's in both rounds, new connections twice its rate in both.
+    assert.match(
+      row,
+      /\| 2\.00x \(2\.00-2\.00x\), 0 of 2, p 1\.000 \| 2\.00x \(2\.00-2\.00x\), 2 of 2, p 0\.250 \|$/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
