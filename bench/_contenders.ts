@@ -294,26 +294,38 @@ stream {
   },
 };
 
+/** A reference relay of `bench/reference/`, run on Deno with only `--allow-ffi`. */
+function referenceRelay(name: string, file: string): Contender {
+  return {
+    name,
+    async start(backendPort) {
+      const port = freePort();
+      const proc = await start(name, Deno.execPath(), [
+        "run",
+        "--quiet",
+        "--allow-ffi",
+        L4CHAT_V8_FLAGS,
+        `${ROOT}bench/reference/${file}`,
+        String(port),
+        String(backendPort),
+      ]);
+      await started(proc, port);
+      return running(port, [proc]);
+    },
+  };
+}
+
 /**
  * The io_uring reference relay (`bench/reference/uring_relay.ts`): what the data path would
  * cost with one ring instead of a system call per operation. Opt-in: `--contender` names it.
  */
-export const referenceUring: Contender = {
-  name: "reference-uring",
-  async start(backendPort) {
-    const port = freePort();
-    const proc = await start("reference-uring", Deno.execPath(), [
-      "run",
-      "--quiet",
-      "--allow-ffi",
-      `${ROOT}bench/reference/uring_relay.ts`,
-      String(port),
-      String(backendPort),
-    ]);
-    await started(proc, port);
-    return running(port, [proc]);
-  },
-};
+export const referenceUring = referenceRelay("reference-uring", "uring_relay.ts");
+
+/**
+ * The epoll reference relay (`bench/reference/epoll_relay.ts`): the engine's system calls with
+ * none of its or the load balancer's per-connection work. Opt-in: `--contender` names it.
+ */
+export const referenceEpoll = referenceRelay("reference-epoll", "epoll_relay.ts");
 
 /** A tiny nginx HTTP backend answering `ok` on every path; keep-alive without limits. */
 export async function startHttpBackend(dir: string): Promise<Running> {

@@ -4,8 +4,8 @@
  *
  * Usage: deno task bench [--quick] [--reps N] [--seconds S] [--only proxy|memory|chat|stalled]
  * [--contender none,l4chat-deno,l4chat-deno-epoll,l4chat-deno-runtime,l4chat-deno-w2,l4chat-bun,
- * l4chat-bun-epoll,l4chat-bun-runtime,haproxy,nginx,reference-c,reference-uring]
- * (reference-uring only when named; serv-<name> runs with l4chat-<name> in the chat workloads)
+ * l4chat-bun-epoll,l4chat-bun-runtime,haproxy,nginx,reference-c,reference-uring,reference-epoll]
+ * (the reference relays only when named; serv-<name> runs with l4chat-<name> in the chat workloads)
  * [--clients 10,100,1000]
  * deno task bench --report bench-results/<time>.json[,...] (prints the tables of saved runs; of
  * several, pooled: each round is paired within its own run)
@@ -28,6 +28,7 @@ import {
   type L4chatVariant,
   nginxStream,
   noProxy,
+  referenceEpoll,
   referenceUring,
   type Running,
   startFloodBackend,
@@ -65,6 +66,7 @@ const CONTENDER_NAMES = [
   "nginx",
   "reference-c",
   "reference-uring",
+  "reference-epoll",
 ];
 const USAGE = `usage: deno task bench [--quick] [--reps N] [--seconds S] [--only ${
   WORKLOADS.join("|")
@@ -74,7 +76,8 @@ const USAGE = `usage: deno task bench [--quick] [--reps N] [--seconds S] [--only
     of several, pooled, each round paired within its own run)
 contenders: ${CONTENDER_NAMES.join(", ")}
 defaults: 3 repetitions of 5 s (--quick: 1 of 1 s); proxy, memory and chat (stalled only when
-named); every contender but reference-uring; chat at 10, 100 and 1000 clients (--quick: 10, 100).
+named); every contender but the reference relays; chat at 10, 100 and 1000 clients (--quick:
+10, 100).
 See docs/benchmarks.md.`;
 
 /** The command line's options, or exit 2 with one line on what is wrong, and the usage. */
@@ -741,7 +744,9 @@ async function main(): Promise<void> {
   ];
   if (values.contender !== undefined) {
     const wanted = new Set(values.contender);
-    if (wanted.has(referenceUring.name)) contenders.push(referenceUring);
+    for (const reference of [referenceUring, referenceEpoll]) {
+      if (wanted.has(reference.name)) contenders.push(reference);
+    }
     contenders.splice(0, contenders.length, ...contenders.filter((c) => wanted.has(c.name)));
   }
   const info = await machine();
