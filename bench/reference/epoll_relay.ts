@@ -37,12 +37,9 @@ import {
   TCP_QUICKACK,
 } from "../../net/_libc.ts";
 import { denoLibc } from "../../net/_libc_deno.ts";
+import { fatalFor, relayPorts } from "./_relay_cli.ts";
 
-const [listenPort, backendPort] = Deno.args.map(Number);
-if (!(listenPort > 0 && backendPort > 0)) {
-  console.error("usage: epoll_relay.ts <port> <backend port>");
-  Deno.exit(2);
-}
+const [listenPort, backendPort] = relayPorts("epoll_relay");
 
 /** Events taken per `epoll_wait`, and connections accepted per listener event at most. */
 const MAX_EVENTS = 512;
@@ -52,10 +49,7 @@ const BUF = 65536;
 const CONN_EVENTS = (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) >>> 0;
 
 /** Says why the relay cannot run, and stops. */
-function fatal(message: string): never {
-  console.error(`epoll_relay: ${message}`);
-  Deno.exit(1);
-}
+const fatal: (message: string) => never = fatalFor("epoll_relay");
 
 const loaded = denoLibc();
 if ("unavailable" in loaded) fatal(`no C library: ${loaded.unavailable}`);

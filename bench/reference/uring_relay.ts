@@ -49,12 +49,9 @@ import {
   SQE_BUFFER_SELECT,
 } from "../../net/_uring.ts";
 import { denoRingSys } from "../../net/_uring_deno.ts";
+import { fatalFor, relayPorts } from "./_relay_cli.ts";
 
-const [listenPort, backendPort] = Deno.args.map(Number);
-if (!(listenPort > 0 && backendPort > 0)) {
-  console.error("usage: uring_relay.ts <port> <backend port>");
-  Deno.exit(2);
-}
+const [listenPort, backendPort] = relayPorts("uring_relay");
 
 /** Ring entries; completions are four times as many. */
 const ENTRIES = 4096;
@@ -64,10 +61,7 @@ const BUF = 16384;
 const BUFS = 1024;
 
 /** Says why the relay cannot run, and stops. */
-function fatal(message: string): never {
-  console.error(`uring_relay: ${message}`);
-  Deno.exit(1);
-}
+const fatal: (message: string) => never = fatalFor("uring_relay");
 
 const loaded = denoLibc();
 if ("unavailable" in loaded) fatal(`no C library: ${loaded.unavailable}`);
