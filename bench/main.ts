@@ -847,7 +847,17 @@ try {
         console.error(`bench: cannot read ${file}: ${(err as Error).message}`);
         Deno.exit(1);
       });
-      pool(saved.samples, index);
+      const ofRun = saved?.samples;
+      const isRun = typeof ofRun === "object" && ofRun !== null &&
+        Object.values(ofRun).every((group) =>
+          typeof group === "object" && group !== null &&
+          Object.values(group).every(Array.isArray)
+        );
+      if (!isRun) {
+        console.error(`bench: ${file} is not a saved run of deno task bench (no samples)`);
+        Deno.exit(1);
+      }
+      pool(ofRun, index);
     }
     if (values.report.length > 1) {
       console.log(`Pooled over ${values.report.length} saved runs: ${values.report.join(", ")}\n`);

@@ -59,3 +59,16 @@ Deno.test("bench --report of two runs: pooled, each round paired within its own 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("bench --report of a file that is not a saved run: one line, exit 1", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".json" });
+  try {
+    await Deno.writeTextFile(file, JSON.stringify({ samples: "none" }));
+    const { code, err } = await bench(["--report", file]);
+    assert.equal(code, 1);
+    assert.equal(err.filter((line) => line !== "").length, 1, err.join("\n"));
+    assert.match(err[0], /^bench: .* is not a saved run of deno task bench \(no samples\)$/);
+  } finally {
+    await Deno.remove(file);
+  }
+});
