@@ -88,10 +88,12 @@ function watch(fd: number, mask: number): void {
 }
 
 // Per descriptor: the socket at the other end of its relay (-1 once closed), whether a read or
-// a write may go through now (edge-triggered), the bytes read from it that its peer has not
-// taken yet, and whether its direction (reading it, writing its peer) has finished.
+// a write may go through now (edge-triggered), whether its peer has finished sending (so that a
+// short read is not the end of the edge), the bytes read from it that its peer has not taken
+// yet, and whether its direction (reading it, writing its peer) has finished.
 const peer: number[] = [];
 const canRead: boolean[] = [];
+const peerDone: boolean[] = [];
 const canWrite: boolean[] = [];
 const held: (Uint8Array | undefined)[] = [];
 const ended: boolean[] = [];
@@ -99,6 +101,7 @@ const ended: boolean[] = [];
 function open(fd: number, other: number, writable: boolean): void {
   peer[fd] = other;
   canRead[fd] = false;
+  peerDone[fd] = false;
   canWrite[fd] = writable;
   held[fd] = undefined;
   ended[fd] = false;
@@ -140,8 +143,9 @@ function move(src: number): boolean {
         canWrite[dst] = false;
         return true;
       }
-      // A stream socket that gave less than asked is empty for now.
-      if (n < BUF) canRead[src] = false;
+      // A stream socket that gave less than asked is empty for now, and the next arrival is a
+      // new edge; unless its peer has finished, when no edge comes for the end of the stream.
+      if (n < BUF && !peerDone[src]) canRead[src] = false;
       continue;
     }
     if (n < 0) {
@@ -193,6 +197,7 @@ for (;;) {
     if (!(peer[fd] >= 0)) continue;
     if (mask & (EPOLLOUT | EPOLLERR | EPOLLHUP)) canWrite[fd] = true;
     if (mask & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) canRead[fd] = true;
+    if (mask & (EPOLLRDHUP | EPOLLERR | EPOLLHUP)) peerDone[fd] = true;
     // Its own reads, and what its peer held for it now that it may take more.
     const other = peer[fd];
     if (move(fd)) move(other);
