@@ -569,12 +569,22 @@ function target(label: string, value: number, op: ">=" | "<=", limit: number, un
   } |`;
 }
 
+/** Whether `value` has the shape of a saved run's samples: group to contender to a list. */
+function isSamples(value: unknown): value is Record<string, Record<string, Sample[]>> {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null;
+  return isObject(value) &&
+    Object.values(value).every((group) =>
+      isObject(group) && Object.values(group).every(Array.isArray)
+    );
+}
+
 /**
  * Adds the samples of saved run number `index` to {@linkcode samples}: each run's rounds stay
  * its own (a round is paired with the same run's round only), medians are of all runs' samples.
  */
 function pool(saved: Record<string, Record<string, Sample[]>>, index: number): void {
-  for (const [group, byContender] of Object.entries(saved ?? {})) {
+  for (const [group, byContender] of Object.entries(saved)) {
     const into = samples[group] ??= {};
     for (const [contender, list] of Object.entries(byContender)) {
       (into[contender] ??= []).push(
@@ -847,17 +857,11 @@ try {
         console.error(`bench: cannot read ${file}: ${(err as Error).message}`);
         Deno.exit(1);
       });
-      const ofRun = saved?.samples;
-      const isRun = typeof ofRun === "object" && ofRun !== null &&
-        Object.values(ofRun).every((group) =>
-          typeof group === "object" && group !== null &&
-          Object.values(group).every(Array.isArray)
-        );
-      if (!isRun) {
+      if (!isSamples(saved?.samples)) {
         console.error(`bench: ${file} is not a saved run of deno task bench (no samples)`);
         Deno.exit(1);
       }
-      pool(ofRun, index);
+      pool(saved.samples, index);
     }
     if (values.report.length > 1) {
       console.log(`Pooled over ${values.report.length} saved runs: ${values.report.join(", ")}\n`);
