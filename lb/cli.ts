@@ -101,11 +101,12 @@ Options:
                             as SMTP or MySQL, hears of a client up to this much later)
   --fin-wait DUR            how long the end of a backend's stream may wait for the client
                             to close first, as an HTTP client does on a Connection: close
-                            reply: no shutdown, and the client keeps the TIME_WAIT (default:
+                            reply: then no shutdown is made and the TIME_WAIT is the
+                            client's, which slows a busy client's connects (default:
                             ${
   fallback("fin-wait")
-}; at most 200ms; 0 passes it on at once; a client that
-                            waits for the end sees it this much later, up to 1 ms more)
+}, passed on at once; at most 200ms; a client that waits
+                            for the end sees it this much later, up to 1 ms more)
   --hc-interval DUR         time between health checks of a backend (default: ${
   fallback("hc-interval")
 })

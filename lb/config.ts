@@ -127,7 +127,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   { name: "connect-tries", field: "connectTries", fallback: "3", parse: integer(1, 100) },
   { name: "ack-wait", field: "ackWaitMs", fallback: "1ms", parse: parseHold },
-  { name: "fin-wait", field: "finWaitMs", fallback: "2ms", parse: parseHold },
+  { name: "fin-wait", field: "finWaitMs", fallback: "0", parse: parseHold },
   { name: "hc-interval", field: "hcIntervalMs", fallback: "5s", parse: duration(false) },
   { name: "hc-timeout", field: "hcTimeoutMs", fallback: "2s", parse: duration(false) },
   { name: "hc-fall", field: "hcFall", fallback: "3", parse: integer(1, 1000) },

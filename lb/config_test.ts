@@ -25,7 +25,7 @@ Deno.test("defaultConfig() holds every setting's documented default", () => {
     connectTimeoutMs: 2000,
     connectTries: 3,
     ackWaitMs: 1,
-    finWaitMs: 2,
+    finWaitMs: 0,
     hcIntervalMs: 5000,
     hcTimeoutMs: 2000,
     hcFall: 3,
