@@ -327,6 +327,52 @@ export const referenceUring = referenceRelay("reference-uring", "uring_relay.ts"
  */
 export const referenceEpoll = referenceRelay("reference-epoll", "epoll_relay.ts");
 
+/**
+ * Builds `bench/reference/<file>` with gcc into `dir` as `binary`; its path, or undefined, and
+ * said, when it cannot be built.
+ */
+export async function buildC(
+  file: string,
+  dir: string,
+  binary: string,
+  flags: string[] = [],
+): Promise<string | undefined> {
+  const path = `${dir}/${binary}`;
+  const out = await runCapture(
+    "gcc",
+    ["-O2", ...flags, `${ROOT}bench/reference/${file}`, "-o", path],
+    60_000,
+  ).catch((err: unknown) => ({ code: -1, stdout: "", stderr: String(err) }));
+  if (out.code === 0) return path;
+  console.error(`bench: cannot build bench/reference/${file} (gcc): ${out.stderr.trim()}`);
+  return undefined;
+}
+
+/**
+ * The C reference relay (`bench/reference/c_relay.c`) in `mode`: a relay's own work with no
+ * runtime and nothing of a load balancer, copying through user space or splicing through a
+ * pipe. Opt-in: `--contender` names it.
+ */
+function referenceCRelay(mode: "copy" | "splice"): Contender {
+  const name = `reference-c-${mode}`;
+  const built = new Map<string, Promise<string | undefined>>();
+  return {
+    name,
+    async start(backendPort, dir) {
+      if (!built.has(dir)) built.set(dir, buildC("c_relay.c", dir, "c_relay"));
+      const binary = await built.get(dir);
+      if (binary === undefined) throw new Error(`${name}: gcc could not build c_relay.c`);
+      const port = freePort();
+      const proc = await start(name, binary, [String(port), String(backendPort), mode]);
+      await started(proc, port);
+      return running(port, [proc]);
+    },
+  };
+}
+
+export const referenceCCopy = referenceCRelay("copy");
+export const referenceCSplice = referenceCRelay("splice");
+
 /** A tiny nginx HTTP backend answering `ok` on every path; keep-alive without limits. */
 export async function startHttpBackend(dir: string): Promise<Running> {
   const port = freePort();

@@ -4,7 +4,8 @@
  *
  * Usage: deno task bench [--quick] [--reps N] [--seconds S] [--only proxy|memory|chat|stalled]
  * [--contender none,l4chat-deno,l4chat-deno-epoll,l4chat-deno-runtime,l4chat-deno-w2,l4chat-bun,
- * l4chat-bun-epoll,l4chat-bun-runtime,haproxy,nginx,reference-c,reference-uring,reference-epoll]
+ * l4chat-bun-epoll,l4chat-bun-runtime,haproxy,nginx,reference-c,reference-uring,reference-epoll,
+ * reference-c-copy,reference-c-splice]
  * (the reference relays only when named; serv-<name> runs with l4chat-<name> in the chat workloads)
  * [--clients 10,100,1000]
  * deno task bench --report bench-results/<time>.json[,...] (prints the tables of saved runs; of
@@ -18,6 +19,7 @@
  * @module
  */
 import {
+  buildC,
   BUN,
   type Contender,
   ensurePackage,
@@ -28,6 +30,8 @@ import {
   type L4chatVariant,
   nginxStream,
   noProxy,
+  referenceCCopy,
+  referenceCSplice,
   referenceEpoll,
   referenceUring,
   type Running,
@@ -43,7 +47,6 @@ import {
   freePort,
   type Proc,
   rssBytes,
-  runCapture,
   sleep,
   snapshot,
   start,
@@ -67,6 +70,8 @@ const CONTENDER_NAMES = [
   "reference-c",
   "reference-uring",
   "reference-epoll",
+  "reference-c-copy",
+  "reference-c-splice",
 ];
 const USAGE = `usage: deno task bench [--quick] [--reps N] [--seconds S] [--only ${
   WORKLOADS.join("|")
@@ -407,16 +412,8 @@ function servOf(variant: L4chatVariant): ChatServer {
  * `dir`; undefined, and said, when it cannot be.
  */
 async function referenceChat(dir: string): Promise<ChatServer | undefined> {
-  const binary = `${dir}/chat_server`;
-  const out = await runCapture(
-    "gcc",
-    ["-O2", "-pthread", `${ROOT}bench/reference/chat_server.c`, "-o", binary],
-    60_000,
-  ).catch((err: unknown) => ({ code: -1, stdout: "", stderr: String(err) }));
-  if (out.code !== 0) {
-    console.error(`bench: cannot build the reference chat server (gcc): ${out.stderr.trim()}`);
-    return undefined;
-  }
+  const binary = await buildC("chat_server.c", dir, "chat_server", ["-pthread"]);
+  if (binary === undefined) return undefined;
   return { name: "reference-c", start: (port) => start("reference-c", binary, [String(port)]) };
 }
 
@@ -754,7 +751,7 @@ async function main(): Promise<void> {
   ];
   if (values.contender !== undefined) {
     const wanted = new Set(values.contender);
-    for (const reference of [referenceUring, referenceEpoll]) {
+    for (const reference of [referenceUring, referenceEpoll, referenceCCopy, referenceCSplice]) {
       if (wanted.has(reference.name)) contenders.push(reference);
     }
     contenders.splice(0, contenders.length, ...contenders.filter((c) => wanted.has(c.name)));

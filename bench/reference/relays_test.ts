@@ -47,23 +47,46 @@ function relayPath(file: string): string {
   return new URL(`./${file}`, import.meta.url).pathname;
 }
 
-for (const file of ["uring_relay.ts", "epoll_relay.ts"]) {
-  Deno.test(`${file} relays both ways byte for byte, and passes on a half-close`, async () => {
+/** The C reference relay, built once with gcc into a temporary folder. */
+let cRelay: Promise<string> | undefined;
+function builtCRelay(): Promise<string> {
+  cRelay ??= (async () => {
+    const binary = `${await Deno.makeTempDir({ prefix: "l4chat-c-relay-" })}/c_relay`;
+    const out = await new Deno.Command("gcc", {
+      args: ["-O2", "-Wall", "-Werror", relayPath("c_relay.c"), "-o", binary],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, `gcc: ${new TextDecoder().decode(out.stderr)}`);
+    return binary;
+  })();
+  return cRelay;
+}
+
+/** A reference relay's command line, given its listening and backend ports. */
+type RelayCommand = (ports: string[]) => Promise<[cmd: string, args: string[]]>;
+
+const denoRelay = (file: string): RelayCommand => (ports) =>
+  Promise.resolve([Deno.execPath(), ["run", "--quiet", "--allow-ffi", relayPath(file), ...ports]]);
+const cRelayIn = (mode: string): RelayCommand => async (ports) => [
+  await builtCRelay(),
+  [...ports, mode],
+];
+
+const RELAYS: [string, RelayCommand][] = [
+  ["uring_relay.ts", denoRelay("uring_relay.ts")],
+  ["epoll_relay.ts", denoRelay("epoll_relay.ts")],
+  ["c_relay.c copy", cRelayIn("copy")],
+  ["c_relay.c splice", cRelayIn("splice")],
+];
+
+for (const [name, command] of RELAYS) {
+  Deno.test(`${name} relays both ways byte for byte, and passes on a half-close`, async () => {
     const backend = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const echoing = echoAll(backend);
     const port = freePort();
-    const relay = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        "--allow-ffi",
-        relayPath(file),
-        String(port),
-        String(backend.addr.port),
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
+    const [cmd, args] = await command([String(port), String(backend.addr.port)]);
+    const relay = new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).spawn();
     const stderr = relay.stderr.pipeThrough(new TextDecoderStream()).getReader();
     try {
       if (!await accepting(port, relay.status, 15_000)) {
