@@ -284,6 +284,8 @@ class Poller {
   /** Relay directions whose shutdown waits: those of the batch before, and of this batch. */
   #shutsDue: Flow[] = [];
   #shutsNext: Flow[] = [];
+  /** Relay directions to shut at the end of this batch (see {@linkcode shutSoon}). */
+  readonly #shutsOfBatch: Flow[] = [];
   /** Relay directions whose shutdown waits for a time (`deferShut` with a wait), and until when. */
   readonly #finWaits = new Deadlines<Flow>();
   /** Connected sockets whose held ACK waits for bytes to carry it, and until when. */
@@ -771,6 +773,23 @@ class Poller {
   }
 
   /**
+   * Shuts `flow`'s destination at the end of this batch of events, or at once outside one:
+   * when the other direction ends in the same batch, no shutdown is made.
+   */
+  shutSoon(flow: Flow): void {
+    if (this.#inBatch) this.#shutsOfBatch.push(flow);
+    else shutOne(flow);
+  }
+
+  /** Makes the shutdowns of {@linkcode shutSoon} this batch put off to its end. */
+  #batchShuts(): void {
+    const shuts = this.#shutsOfBatch;
+    if (shuts.length === 0) return;
+    shutAll(shuts);
+    shuts.length = 0;
+  }
+
+  /**
    * Sends `conn`'s held ACK once its `ackWaitMs` have passed, or before the loop waits, whichever
    * comes first, unless bytes sent by then carried it. Only while the loop turns: one waiting
    * on the other thread would not see it due.
@@ -796,6 +815,7 @@ class Poller {
       firstMoves(relay);
     } finally {
       this.#inBatch = false;
+      this.#batchShuts();
       const shuts = this.#shutsNext;
       if (shuts.length > from) {
         shutAll(shuts.slice(from));
@@ -996,6 +1016,7 @@ class Poller {
           }
         }
         this.#inBatch = false;
+        this.#batchShuts();
         this.#shutDeferred(false);
         this.#finsDue();
         this.#acksDeferred(false);
@@ -1008,6 +1029,7 @@ class Poller {
       this.#inBatch = false;
       this.#shutsDue.length = 0;
       this.#shutsNext.length = 0;
+      this.#shutsOfBatch.length = 0;
       this.#finWaits.clear();
       this.#acks.clear();
       this.ring?.signals(true);
@@ -1454,12 +1476,14 @@ function ranDry(flow: Flow): void {
 
 /**
  * `flow.src` has ended and everything it sent has been delivered. The last direction to end
- * needs no shutdown: the relay closes both sides now. The first one's shutdown waits (see
- * {@linkcode Poller.deferShut}): when the other direction ends by then, no shutdown is made at
- * all, and the side that sent its FIN first, not this process, keeps the TIME_WAIT. The
- * backend's end waits `finWaitMs` for the client's, as a client that closes on seeing the
- * reply sends it; the client's end waits for the next batch only, since a backend seldom
- * closes before it has seen it.
+ * needs no shutdown: the relay closes both sides now. The client's end waits for the next
+ * batch (see {@linkcode Poller.deferShut}), since a backend seldom closes before it has seen
+ * it: when the backend's end comes by then, no shutdown is made at all. The backend's end is
+ * passed on at once, as HAProxy and nginx do (at the end of the batch when the client's end
+ * has been seen too, so that no shutdown is made): a client that sees it before it closes (an
+ * HTTP client on a `Connection: close` reply) then keeps no TIME_WAIT, which would slow its
+ * next connects to the same address. With `finWaitMs`, it waits that long for the client's
+ * instead, so that the client keeps the TIME_WAIT and no shutdown is made.
  */
 function end(flow: Flow): void {
   const relay = flow.relay;
@@ -1467,7 +1491,10 @@ function end(flow: Flow): void {
   releaseBulk(flow);
   const other = flow === relay.up ? relay.down : relay.up;
   if (!other.ended) {
-    relay.poller.deferShut(flow, flow.up ? 0 : relay.options?.finWaitMs ?? 0);
+    const waitMs = flow.up ? 0 : relay.options?.finWaitMs ?? 0;
+    if (flow.up || waitMs > 0) relay.poller.deferShut(flow, waitMs);
+    else if (other.src.peerDone) relay.poller.shutSoon(flow);
+    else shutOne(flow);
     return;
   }
   if (!other.shut) shut(other, false);

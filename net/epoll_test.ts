@@ -24,24 +24,35 @@ const unavailable = "unavailable" in libc ? libc.unavailable : undefined;
  * `libc` with every descriptor given to `shutdown(2)` recorded in `shut`, and every `recv(2)`
  * in `recvs`, as the descriptor and what it returned.
  */
-function recording(libc: Libc): { libc: Libc; shut: number[]; recvs: [number, number][] } {
+function recording(
+  libc: Libc,
+): { libc: Libc; shut: number[]; recvs: [number, number][]; calls: string[] } {
   const shut: number[] = [];
   const recvs: [number, number][] = [];
+  // The same, and the looks for events, in order: `shutdown <fd>`, `recv <fd> <n>`, `poll`.
+  const calls: string[] = [];
   return {
     libc: {
       ...libc,
       shutdown: (fd, how) => {
         shut.push(fd);
+        calls.push(`shutdown ${fd}`);
         return libc.shutdown(fd, how);
       },
       recv: (fd, buf, len) => {
         const n = libc.recv(fd, buf, len);
         recvs.push([fd, n]);
+        calls.push(`recv ${fd} ${n}`);
         return n;
+      },
+      epollPoll: (ep, events, max, timeoutMs) => {
+        calls.push("poll");
+        return libc.epollPoll(ep, events, max, timeoutMs);
       },
     },
     shut,
     recvs,
+    calls,
   };
 }
 
@@ -79,13 +90,16 @@ async function fourEnds(
  * relay's two sockets, `recvsOf(conn)` what each read of `conn` returned.
  */
 async function rig(ring?: RelayRing) {
-  const { libc: recorder, shut, recvs } = recording(libc as Libc);
+  const { libc: recorder, shut, recvs, calls } = recording(libc as Libc);
   const sockets = epollSockets(recorder, ring);
   const ends = await fourEnds(sockets);
   const mine = [fdOf(ends.front), fdOf(ends.upstream)];
   return {
     sockets,
     relayShuts: () => shut.filter((fd) => mine.includes(fd)),
+    /** The relay's shutdowns and reads, and the looks for events, in order. */
+    relayCalls: () =>
+      calls.filter((call) => call === "poll" || mine.includes(Number(call.split(" ")[1]))),
     recvsOf: (conn: Conn) => recvs.filter(([fd]) => fd === fdOf(conn)).map(([, n]) => n),
     ...ends,
   };
@@ -385,6 +399,25 @@ rigTest(
     server.closeWrite();
     assert.equal(await readAll(client), "pong");
     assert.deepEqual(recvsOf(upstream), [4]);
+    client.close();
+    assert.equal(await relayed, undefined);
+  },
+);
+
+rigTest(
+  "epoll relay: the backend's end is passed on in the turn it is read, with no look between",
+  async ({ sockets, relayCalls, client, front, upstream, server }) => {
+    const relayed = sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 });
+    // Both before the engine looks: one event says data and FIN together.
+    server.writeAll(encoder.encode("pong"));
+    server.closeWrite();
+    assert.equal(await readAll(client), "pong");
+    const calls = relayCalls();
+    const read = calls.indexOf(`recv ${fdOf(upstream)} 4`);
+    assert.deepEqual(calls.slice(read, read + 2), [
+      `recv ${fdOf(upstream)} 4`,
+      `shutdown ${fdOf(front)}`,
+    ]);
     client.close();
     assert.equal(await relayed, undefined);
   },
