@@ -77,6 +77,11 @@ export const CQE_F_MORE = 1 << 1;
 export const CQE_F_BUFFER = 1;
 /** A submission's flag: the kernel picks the buffer from a {@linkcode BufferGroup} when data comes. */
 export const SQE_BUFFER_SELECT = 1 << 5;
+/**
+ * A submission's flag: the next entry starts only once this one has completed in full, and is
+ * cancelled ({@linkcode CANCELLED}) if it did not (`IOSQE_IO_LINK`).
+ */
+export const SQE_LINK = 1 << 2;
 /** The result of a receive that found no provided buffer free (`-ENOBUFS`). */
 export const NO_BUFFERS = -105;
 /** The result of an entry cancelled before it did anything (`-ECANCELED`). */
@@ -408,6 +413,11 @@ export class Ring {
   /** Submissions queued and not yet handed to the kernel. */
   get queued(): number {
     return this.#queued;
+  }
+
+  /** Submissions that can be queued before the queue is full. */
+  get room(): number {
+    return this.#sqEntries - this.#queued;
   }
 
   /**

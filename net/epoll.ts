@@ -114,6 +114,7 @@ import {
   SOCKET_SETSOCKOPT,
   type Sqe,
   SQE_BUFFER_SELECT,
+  SQE_LINK,
 } from "./_uring.ts";
 
 const log = getLogger(["l4chat", "net"]);
@@ -408,6 +409,14 @@ class Poller {
   }
 
   /**
+   * Hands the kernel what is queued if fewer than `entries` more fit: entries linked to each
+   * other must go in one submission, or the link is lost.
+   */
+  makeRoom(entries: number): void {
+    if (this.ring!.room < entries) this.#submit();
+  }
+
+  /**
    * Queues a receive or a send: the relays' entries, through one object filled in place, so
    * that moving a chunk allocates nothing.
    */
@@ -427,7 +436,7 @@ class Poller {
     sqe.len = len;
     sqe.opFlags = opFlags;
     sqe.sqeFlags = sqeFlags;
-    sqe.bufGroup = sqeFlags === 0 ? 0 : this.group!.id;
+    sqe.bufGroup = (sqeFlags & SQE_BUFFER_SELECT) === 0 ? 0 : this.group!.id;
     sqe.userData = userData;
     this.push(sqe);
   }
@@ -1086,6 +1095,8 @@ class Flow implements DestinationLook {
   sentAt = 0;
   /** On the ring: the send is being cancelled, to give its shared buffer back. */
   reclaiming = false;
+  /** On the ring: the next receive is queued behind the send, linked to it. */
+  recvLinked = false;
 
   constructor(relay: Relay, src: EpollConn, dst: EpollConn, up: boolean) {
     this.relay = relay;
@@ -1206,11 +1217,14 @@ function sendFromCopy(flow: Flow): void {
     if (flow.bid >= 0) giveBack(flow);
     else releaseBulk(flow);
   }
-  ringSend(flow);
+  ringSend(flow, false);
 }
 
-/** Sends on what `flow` received and has not sent yet; complete once every byte is taken. */
-function ringSend(flow: Flow): void {
+/**
+ * Sends on what `flow` received and has not sent yet; complete once every byte is taken. With
+ * `link`, the entry queued next starts only once this send is over (see {@linkcode SQE_LINK}).
+ */
+function ringSend(flow: Flow, link: boolean): void {
   const relay = flow.relay;
   const poller = relay.poller;
   // The ACK goes with these bytes.
@@ -1222,7 +1236,7 @@ function ringSend(flow: Flow): void {
     flow.from + flow.sent,
     flow.len - flow.sent,
     MSG_NOSIGNAL | MSG_WAITALL,
-    0,
+    link ? SQE_LINK : 0,
     userData(relay, flow.up ? K_SEND_UP : K_SEND_DOWN),
   );
   relay.inFlight++;
@@ -1248,6 +1262,12 @@ function ringCompleted(relay: Relay, kind: number, res: number, flags: number): 
     return poller.reclaim();
   }
   if (kind === K_RECV_UP || kind === K_RECV_DOWN) {
+    if (flow.recvLinked) {
+      flow.recvLinked = false;
+      // Its send failed or was cancelled (which reports it), or was cut short and goes on:
+      // the send, once over, receives again. The buffer in `bid` is the send's.
+      if (res === CANCELLED) return;
+    }
     flow.bid = BufferGroup.idOf(flags);
     if (flow.bid >= 0) poller.tookBuffer(flow.bid, flow);
     if (res > 0 && !relay.done) {
@@ -1256,7 +1276,13 @@ function ringCompleted(relay: Relay, kind: number, res: number, flags: number): 
       flow.from = flow.bid >= 0 ? poller.group!.addressOf(flow.bid) : flow.bulkAddr;
       // A receive that filled a shared buffer makes a bulk flow: its next ones are larger.
       if (res === poller.group!.size && flow.bulk === undefined) takeRingBulk(flow);
-      return ringSend(flow);
+      if (flow.bulk !== undefined) return ringSend(flow, false);
+      // The next receive goes in the same submission, linked behind the send: the kernel makes
+      // it as soon as the send is over, and the end of a short reply (its FIN) is read at once.
+      poller.makeRoom(2);
+      ringSend(flow, true);
+      flow.recvLinked = true;
+      return ringRecv(flow);
     }
     // A receive that took no buffer may have been the turn of one waiting for a buffer.
     if (flow.bid < 0 && res !== NO_BUFFERS) poller.serveStarved();
@@ -1282,14 +1308,15 @@ function ringCompleted(relay: Relay, kind: number, res: number, flags: number): 
   counted(flow, res);
   flow.sent += res;
   // Cut short by reclaim() (a cancelled send reports what it sent), or else in parts.
-  if (flow.sent < flow.len) return flow.reclaiming ? sendFromCopy(flow) : ringSend(flow);
+  if (flow.sent < flow.len) return flow.reclaiming ? sendFromCopy(flow) : ringSend(flow, false);
   // Sent whole before the cancellation came (which then finds nothing to cancel).
   flow.reclaiming = false;
   flow.pending = undefined;
   giveBack(flow);
   // A bulk flow whose last receive would have fitted a shared buffer has slowed down.
   if (flow.bulk !== undefined && flow.len < poller.group!.size) releaseBulk(flow);
-  ringRecv(flow);
+  // A receive linked behind this send is on its way already.
+  if (!flow.recvLinked) ringRecv(flow);
 }
 
 /**

@@ -137,6 +137,69 @@ Deno.test({
 });
 
 Deno.test({
+  name: "uring relay: the end of a short reply is read in the submission that sends the reply",
+  ignore: unavailable !== undefined,
+  async fn() {
+    // What the engine asks of the kernel, in order: `enter <entries submitted>`, `shutdown`.
+    const log: string[] = [];
+    const real = denoRingSys();
+    if ("unavailable" in real) return;
+    const sys = {
+      ...real,
+      enter(fd: number, toSubmit: number, minComplete: number, flags: number) {
+        log.push(`enter ${toSubmit}`);
+        return real.enter(fd, toSubmit, minComplete, flags);
+      },
+    };
+    const recorder: Libc = {
+      ...(libc as Libc),
+      shutdown: (fd, how) => {
+        log.push("shutdown");
+        return (libc as Libc).shutdown(fd, how);
+      },
+    };
+    const sockets = epollSockets(recorder, openRelayRing(sys) as RelayRing);
+    const frontListener = await sockets.listen({ hostname: "127.0.0.1", port: 0 });
+    const backListener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const ends: { close(): void }[] = [frontListener, backListener];
+    try {
+      const accepted = frontListener[Symbol.asyncIterator]().next();
+      const client = await Deno.connect({ hostname: "127.0.0.1", port: frontListener.addr.port });
+      const front = (await accepted).value as Conn;
+      const upstream = await sockets.connect({
+        hostname: "127.0.0.1",
+        port: backListener.addr.port,
+      });
+      const server = await backListener.accept();
+      ends.push(client, front, upstream, server);
+      // The reply and its end wait for the relay: its first receive takes the reply alone.
+      await server.write(new TextEncoder().encode("pong"));
+      await server.closeWrite();
+      const relayed = sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 });
+      assert.equal(
+        await deadline(new Response(client.readable).text(), 10_000, "the reply"),
+        "pong",
+      );
+      // The receive that reads the end went linked behind the reply's send, in one submission;
+      // it would otherwise be queued once the send had completed, and go in the next one.
+      const shut = log.indexOf("shutdown");
+      assert.ok(shut > 0, `no shutdown: ${log.join(", ")}`);
+      assert.equal(log.slice(0, shut).findLast((entry) => entry.startsWith("enter")), "enter 2");
+      server.close();
+      assert.equal(await deadline(relayed, 10_000, "the relay to end"), undefined);
+    } finally {
+      for (const end of ends) {
+        try {
+          end.close();
+        } catch {
+          // Closed already.
+        }
+      }
+    }
+  },
+});
+
+Deno.test({
   name: "uring relay: relays that find no buffer free wait for one, then carry every byte",
   ignore: unavailable !== undefined,
   async fn() {
