@@ -391,27 +391,17 @@ serverTest(
 );
 
 rigTest(
-  "epoll relay: a reply that came with its FIN takes one read, not a second for the end",
-  async ({ sockets, recvsOf, client, front, upstream, server }) => {
+  "epoll relay: a reply that came with its FIN takes one read, and the end goes on in that turn",
+  async ({ sockets, recvsOf, relayCalls, client, front, upstream, server }) => {
     const relayed = sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 });
     // Both in this turn, before the engine looks: one event says data and FIN together.
     server.writeAll(encoder.encode("pong"));
     server.closeWrite();
     assert.equal(await readAll(client), "pong");
+    // No second read for the end...
     assert.deepEqual(recvsOf(upstream), [4]);
-    client.close();
-    assert.equal(await relayed, undefined);
-  },
-);
-
-rigTest(
-  "epoll relay: the backend's end is passed on in the turn it is read, with no look between",
-  async ({ sockets, relayCalls, client, front, upstream, server }) => {
-    const relayed = sockets.relay(front, upstream, { bytesUp: 0, bytesDown: 0 });
-    // Both before the engine looks: one event says data and FIN together.
-    server.writeAll(encoder.encode("pong"));
-    server.closeWrite();
-    assert.equal(await readAll(client), "pong");
+    // ...and the client's side is shut down right after that read, with no look for events
+    // between (the shutdown used to wait for the next batch).
     const calls = relayCalls();
     const read = calls.indexOf(`recv ${fdOf(upstream)} 4`);
     assert.deepEqual(calls.slice(read, read + 2), [
