@@ -122,7 +122,7 @@ export interface L4chatVariant {
 }
 
 /** V8's flags as `deno task start` and the release binaries set them (README, "Sockets"). */
-export const L4CHAT_V8_FLAGS = "--v8-flags=--max-semi-space-size=1";
+export const L4CHAT_V8_FLAGS = "--v8-flags=--max-semi-space-size=4";
 
 // As `deno task start` runs it (read: the workers' module).
 const DENO_RUN = [
