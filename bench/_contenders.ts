@@ -348,6 +348,9 @@ export async function buildC(
   return undefined;
 }
 
+/** `bench/reference/c_relay.c` built into each run's folder once, for both of its modes. */
+const cRelayBuilds = new Map<string, Promise<string | undefined>>();
+
 /**
  * The C reference relay (`bench/reference/c_relay.c`) in `mode`: a relay's own work with no
  * runtime and nothing of a load balancer, copying through user space or splicing through a
@@ -355,12 +358,11 @@ export async function buildC(
  */
 function referenceCRelay(mode: "copy" | "splice"): Contender {
   const name = `reference-c-${mode}`;
-  const built = new Map<string, Promise<string | undefined>>();
   return {
     name,
     async start(backendPort, dir) {
-      if (!built.has(dir)) built.set(dir, buildC("c_relay.c", dir, "c_relay"));
-      const binary = await built.get(dir);
+      if (!cRelayBuilds.has(dir)) cRelayBuilds.set(dir, buildC("c_relay.c", dir, "c_relay"));
+      const binary = await cRelayBuilds.get(dir);
       if (binary === undefined) throw new Error(`${name}: gcc could not build c_relay.c`);
       const port = freePort();
       const proc = await start(name, binary, [String(port), String(backendPort), mode]);

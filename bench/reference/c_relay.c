@@ -38,20 +38,11 @@ struct flow {
   int done;         /* src has ended and everything is passed on */
 };
 
-struct side;
-
+/* Both directions of one client's connection; what epoll returns for either socket. */
 struct pair {
   int fds[2];       /* client, backend */
   struct flow up, down;
   int closed;       /* freed after the batch of events, which may still name it */
-  struct side *sides;
-};
-
-
-/* What epoll returns: which side of which pair. */
-struct side {
-  struct pair *pair;
-  int index;
 };
 
 static int splicing;
@@ -82,7 +73,6 @@ static void free_closed(void) {
   for (int i = 0; i < closed_count; i++) {
     free(closed[i]->up.kept);
     free(closed[i]->down.kept);
-    free(closed[i]->sides);
     free(closed[i]);
   }
   closed_count = 0;
@@ -150,8 +140,8 @@ static int pump(struct flow *f) {
   return 0;
 }
 
-static void events(struct side *s, uint32_t ev) {
-  struct pair *p = s->pair;
+/* Either socket of `p` had events `ev`: both directions move on. */
+static void events(struct pair *p, uint32_t ev) {
   if (p->closed) return;
   if ((ev & EPOLLERR) || pump(&p->up) < 0 || pump(&p->down) < 0 ||
       (p->up.done && p->down.done)) {
@@ -186,16 +176,18 @@ static void accept_all(int ep, int listener, int backend_port) {
     setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(backend, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct pair *p = calloc(1, sizeof *p);
-    struct side *sides = calloc(2, sizeof *sides);
-    p->sides = sides;
+    if (p == NULL) {
+      close(client);
+      close(backend);
+      continue;
+    }
     p->fds[0] = client;
     p->fds[1] = backend;
     p->up = (struct flow){.src = client, .dst = backend, .pipe_r = -1, .pipe_w = -1};
     p->down = (struct flow){.src = backend, .dst = client, .pipe_r = -1, .pipe_w = -1};
     for (int i = 0; i < 2; i++) {
-      sides[i] = (struct side){.pair = p, .index = i};
       struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                               .data.ptr = &sides[i]};
+                               .data.ptr = p};
       epoll_ctl(ep, EPOLL_CTL_ADD, p->fds[i], &ev);
     }
   }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { freePort } from "../_procs.ts";
+import { buildC } from "../_contenders.ts";
 
 /** Echoes each connection of `listener` back, then shuts its write side at the end of its stream. */
 async function echoAll(listener: Deno.Listener): Promise<void> {
@@ -47,17 +48,13 @@ function relayPath(file: string): string {
   return new URL(`./${file}`, import.meta.url).pathname;
 }
 
-/** The C reference relay, built once with gcc into a temporary folder. */
+/** The C reference relay, built once with gcc (warnings are errors) into a temporary folder. */
 let cRelay: Promise<string> | undefined;
 function builtCRelay(): Promise<string> {
   cRelay ??= (async () => {
-    const binary = `${await Deno.makeTempDir({ prefix: "l4chat-c-relay-" })}/c_relay`;
-    const out = await new Deno.Command("gcc", {
-      args: ["-O2", "-Wall", "-Werror", relayPath("c_relay.c"), "-o", binary],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.ok(out.success, `gcc: ${new TextDecoder().decode(out.stderr)}`);
+    const dir = await Deno.makeTempDir({ prefix: "l4chat-c-relay-" });
+    const binary = await buildC("c_relay.c", dir, "c_relay", ["-Wall", "-Werror"]);
+    assert.ok(binary !== undefined, "gcc could not build c_relay.c (its error is above)");
     return binary;
   })();
   return cRelay;
