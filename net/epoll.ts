@@ -282,11 +282,12 @@ class Poller {
   readonly #connects = new Set<EpollConn>();
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
   #connectTimerAtMs = Infinity;
-  /** Relay directions whose shutdown waits: those of the batch before, and of this batch. */
+  /**
+   * Relay directions whose shutdown waits: until the end of this batch (put off by the batch
+   * before, or by {@linkcode shutSoon}), and until the end of the next.
+   */
   #shutsDue: Flow[] = [];
   #shutsNext: Flow[] = [];
-  /** Relay directions to shut at the end of this batch (see {@linkcode shutSoon}). */
-  readonly #shutsOfBatch: Flow[] = [];
   /** Relay directions whose shutdown waits for a time (`deferShut` with a wait), and until when. */
   readonly #finWaits = new Deadlines<Flow>();
   /** Connected sockets whose held ACK waits for bytes to carry it, and until when. */
@@ -786,16 +787,8 @@ class Poller {
    * when the other direction ends in the same batch, no shutdown is made.
    */
   shutSoon(flow: Flow): void {
-    if (this.#inBatch) this.#shutsOfBatch.push(flow);
+    if (this.#inBatch) this.#shutsDue.push(flow);
     else shutOne(flow);
-  }
-
-  /** Makes the shutdowns of {@linkcode shutSoon} this batch put off to its end. */
-  #batchShuts(): void {
-    const shuts = this.#shutsOfBatch;
-    if (shuts.length === 0) return;
-    shutAll(shuts);
-    shuts.length = 0;
   }
 
   /**
@@ -818,18 +811,15 @@ class Poller {
    */
   startRelay(relay: Relay): void {
     if (this.#inBatch) return firstMoves(relay);
-    const from = this.#shutsNext.length;
+    const fromDue = this.#shutsDue.length;
+    const fromNext = this.#shutsNext.length;
     this.#inBatch = true;
     try {
       firstMoves(relay);
     } finally {
       this.#inBatch = false;
-      this.#batchShuts();
-      const shuts = this.#shutsNext;
-      if (shuts.length > from) {
-        shutAll(shuts.slice(from));
-        shuts.length = from;
-      }
+      shutFrom(this.#shutsDue, fromDue);
+      shutFrom(this.#shutsNext, fromNext);
     }
   }
 
@@ -845,7 +835,7 @@ class Poller {
     this.#finWaits.takeDue(performance.now(), shutOne);
   }
 
-  /** Makes the shutdowns deferred before this batch, or every one with `all`. */
+  /** Makes the shutdowns due at the end of this batch, or every one with `all`. */
   #shutDeferred(all: boolean): void {
     const due = this.#shutsDue;
     shutAll(due);
@@ -1025,7 +1015,6 @@ class Poller {
           }
         }
         this.#inBatch = false;
-        this.#batchShuts();
         this.#shutDeferred(false);
         this.#finsDue();
         this.#acksDeferred(false);
@@ -1038,7 +1027,6 @@ class Poller {
       this.#inBatch = false;
       this.#shutsDue.length = 0;
       this.#shutsNext.length = 0;
-      this.#shutsOfBatch.length = 0;
       this.#finWaits.clear();
       this.#acks.clear();
       this.ring?.signals(true);
@@ -1541,6 +1529,14 @@ function shutOne(flow: Flow): void {
 /** {@linkcode shutOne} for each of `flows`. */
 function shutAll(flows: Flow[]): void {
   for (let i = 0; i < flows.length; i++) shutOne(flows[i]);
+}
+
+/** {@linkcode shutOne} for each of `flows` from index `from` on, which then leave it. */
+function shutFrom(flows: Flow[], from: number): void {
+  if (flows.length === from) return;
+  const shuts = flows.slice(from);
+  flows.length = from;
+  shutAll(shuts);
 }
 
 /** Shuts `flow.dst`'s write side (`write` false: the relay closes it next) and says so. */
