@@ -32,10 +32,96 @@ function shortUrl(url: string, root: string): string {
   return root !== "" && path.startsWith(root) ? path.slice(root.length) : path;
 }
 
-/** The folded name of one `perf script` frame: `sym` as printed, in `dso`. */
-function perfFrame(sym: string, dso: string, root: string): string {
+/**
+ * Where V8's built-in code lies in a binary, by offset in its file. The binary (Deno's) has no
+ * symbols, but its builtins are one block of it that V8 maps again elsewhere and can log
+ * (`--log-code`), so `perf` samples in them can be named after all.
+ */
+export interface Builtins {
+  /** The binary's path, as `perf script` prints it. */
+  binary: string;
+  /** Each builtin's first byte as an offset in the file, ascending. */
+  starts: number[];
+  /** Each builtin's end (the offset past its last byte), in the order of `starts`. */
+  ends: number[];
+  /** Each builtin's name, in the order of `starts`. */
+  names: string[];
+}
+
+/**
+ * The builtins (and bytecode handlers) that V8's code log `log` (`--log-code`) says it placed in
+ * memory, found in their binary's file through the process's memory map `maps` (the text of
+ * `/proc/<pid>/maps`). Undefined when the log holds none, or the map shows no file they came from.
+ */
+export function builtinsOf(log: string, maps: string): Builtins | undefined {
+  const mappings = [];
+  for (const line of maps.split("\n")) {
+    // "start-end perms offset dev inode path"
+    const m = line.match(/^([0-9a-f]+)-([0-9a-f]+)\s+\S+\s+([0-9a-f]+)\s+\S+\s+\d+\s+(\/\S.*)$/);
+    if (m) {
+      mappings.push({
+        start: parseInt(m[1], 16),
+        end: parseInt(m[2], 16),
+        offset: parseInt(m[3], 16),
+        path: m[4].trim(),
+      });
+    }
+  }
+  const code: { at: number; size: number; name: string }[] = [];
+  for (const line of log.split("\n")) {
+    // "code-creation,Builtin,<tag>,<time>,<address>,<size>,<name>"
+    const m = line.match(
+      /^code-creation,(?:Builtin|BytecodeHandler),[^,]*,[^,]*,0x([0-9a-f]+),(\d+),(.+)$/,
+    );
+    if (m) code.push({ at: parseInt(m[1], 16), size: Number(m[2]), name: m[3] });
+  }
+  if (code.length === 0) return undefined;
+  const home = mappings.find((m) => m.start <= code[0].at && code[0].at < m.end);
+  if (home === undefined) return undefined;
+  const placed = code
+    .filter(({ at }) => home.start <= at && at < home.end)
+    .map(({ at, size, name }) => ({ start: at - home.start + home.offset, size, name }))
+    .sort((a, b) => a.start - b.start);
+  return {
+    binary: home.path,
+    starts: placed.map((b) => b.start),
+    ends: placed.map((b) => b.start + b.size),
+    names: placed.map((b) => b.name),
+  };
+}
+
+/** The builtin of `builtins` at `offset` in its file, if one is there. */
+function builtinAt(builtins: Builtins, offset: number): string | undefined {
+  const { starts } = builtins;
+  let low = 0;
+  let high = starts.length - 1;
+  // The last builtin that starts at or before the offset.
+  while (low < high) {
+    const mid = (low + high + 1) >> 1;
+    if (starts[mid] <= offset) low = mid;
+    else high = mid - 1;
+  }
+  if (starts.length === 0 || starts[low] > offset || offset >= builtins.ends[low]) return undefined;
+  return builtins.names[low];
+}
+
+/**
+ * The folded name of one `perf script` frame: `sym` as printed, in `dso`, at `ip` (for a binary
+ * without symbols, the offset in its file).
+ */
+function perfFrame(
+  ip: string,
+  sym: string,
+  dso: string,
+  root: string,
+  builtins: Builtins | undefined,
+): string {
   if (dso === "[kernel.kallsyms]") return sym.replace(/\+0x[0-9a-f]+$/, "") + KERNEL;
   const bare = sym.replace(/\+0x[0-9a-f]+$/, "");
+  if (bare === "[unknown]" && builtins !== undefined && dso === builtins.binary) {
+    const builtin = builtinAt(builtins, parseInt(ip, 16));
+    if (builtin !== undefined) return `Builtin:${builtin}${JS}`;
+  }
   // V8's perf map (`--perf-basic-prof`): "JS:*'name file:///...:line:col", the mark saying
   // how the function was compiled; the line and column are of the transpiled source.
   const js = bare.match(/^JS:[*+~^]?'?(\S*) (\S+?)(?::\d+:\d+)?$/);
@@ -52,10 +138,11 @@ function perfFrame(sym: string, dso: string, root: string): string {
 
 /**
  * Folds `perf script` output (samples recorded with `-g`) into stacks rooted at the thread's
- * name. Frames of code without symbols in one binary in a row become one `[binary]` frame;
- * paths under `root` are shown relative to it.
+ * name. Frames in V8's builtins are named from `builtins` when given (as V8 names them in its
+ * perf map, `Builtin:<name>`, JavaScript's kind); other frames of code without symbols in one
+ * binary in a row become one `[binary]` frame; paths under `root` are shown relative to it.
  */
-export function foldPerfScript(text: string, root = ""): Folded {
+export function foldPerfScript(text: string, root = "", builtins?: Builtins): Folded {
   const folded: Folded = new Map();
   let comm: string | undefined;
   let frames: string[] = [];
@@ -80,8 +167,8 @@ export function foldPerfScript(text: string, root = ""): Folded {
       // "comm  pid/tid  time:  period event:": the name may hold spaces, the PID follows.
       comm = line.match(/^(.*?)\s+\d+(?:\/\d+)?\s+\d+\.\d+:/)?.[1];
     } else if (comm !== undefined) {
-      const frame = line.match(/^\s*[0-9a-f]+\s+(.*?)\s+\((.*)\)\s*$/);
-      if (frame) frames.push(perfFrame(frame[1], frame[2], root));
+      const frame = line.match(/^\s*([0-9a-f]+)\s+(.*?)\s+\((.*)\)\s*$/);
+      if (frame) frames.push(perfFrame(frame[1], frame[2], frame[3], root, builtins));
     }
   }
   flush();

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  builtinsOf,
   type CpuProfile,
   flameGraphSvg,
   foldCpuProfile,
@@ -58,6 +59,70 @@ Deno.test("foldPerfScript() folds samples root first, by thread, runs of [binary
       ],
     ],
   );
+});
+
+// V8's code log (`--log-code`) and the memory map of the process it ran in: the builtins are
+// mapped from offset 0x35cf000 of the binary's file, a second mapping of it.
+const CODE_LOG = `v8-version,15,0,245,2,0,0
+code-creation,Builtin,3,4877,0x7f4ee7dc0000,1016,DeoptimizationEntry_Eager
+code-creation,Builtin,3,4888,0x7f4ee7dc0400,1020,RunMicrotasks
+code-creation,BytecodeHandler,0,18007,0x7f4ee7dc1000,24,Wide
+code-creation,JS,1,20000,0x7f4ee8000100,40,close file:///work/main/net/epoll.ts:1:1
+`;
+const MAPS = `5620e2453000-5620e6147000 r-xp 01b8e000 fe:00 1441962    /opt/deno/deno
+7f4ee7dc0000-7f4ee7fe6000 r-xp 035cf000 fe:00 1441962    /opt/deno/deno
+7f4ee8000000-7f4ee8100000 rwxp 00000000 00:00 0
+`;
+
+Deno.test("builtinsOf() places the logged builtins in their binary's file, by offset", () => {
+  assert.deepEqual(builtinsOf(CODE_LOG, MAPS), {
+    binary: "/opt/deno/deno",
+    starts: [0x35cf000, 0x35cf400, 0x35d0000],
+    ends: [0x35cf000 + 1016, 0x35cf400 + 1020, 0x35d0000 + 24],
+    names: ["DeoptimizationEntry_Eager", "RunMicrotasks", "Wide"],
+  });
+  // No builtins logged (a log of something else), or none in a mapping of a file.
+  assert.equal(builtinsOf("v8-version,15\n", MAPS), undefined);
+  assert.equal(
+    builtinsOf(CODE_LOG, "7f4ee7dc0000-7f4ee7fe6000 r-xp 00000000 00:00 0\n"),
+    undefined,
+  );
+});
+
+Deno.test("foldPerfScript() names the frames in V8's builtins, and only those", () => {
+  const builtins = builtinsOf(
+    CODE_LOG.replace("0x7f4ee7dc0400,1020", "0x7f4ee7e12800,256"),
+    MAPS,
+  );
+  // 0x362187a is 0x7a into RunMicrotasks (at 0x35cf000 + 0x52800); 0x3724e35 is in no builtin.
+  const folded = foldPerfScript(PERF_SCRIPT, "/work/main/", builtins);
+  const stacks = [...folded.keys()];
+  assert.equal(
+    stacks[0],
+    [
+      "deno",
+      "__libc_start_call_main",
+      "[deno]",
+      "Builtin:RunMicrotasks_[j]",
+      "#loop net/epoll.ts_[j]",
+      "close net/epoll.ts_[j]",
+      "__close",
+      "do_syscall_64_[k]",
+      "__x64_sys_close_[k]",
+    ].join(";"),
+  );
+  assert.equal(folded.get(stacks[0]), 1);
+  // The sample without the unnamed frame: RunMicrotasks straight under main.
+  assert.equal(folded.get(stacks[1]), 1);
+  assert.match(stacks[1], /^deno;__libc_start_call_main;Builtin:RunMicrotasks_\[j\];#loop/);
+  assert.equal(kindOf("Builtin:RunMicrotasks_[j]"), "js");
+  // Another binary at the same offsets is not V8's.
+  const other = foldPerfScript(
+    PERF_SCRIPT.replaceAll("/opt/deno/deno", "/usr/bin/x"),
+    "",
+    builtins,
+  );
+  assert.ok([...other.keys()].every((stack) => !stack.includes("Builtin:RunMicrotasks")));
 });
 
 Deno.test("foldPerfScript() of text without samples is empty", () => {

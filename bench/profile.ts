@@ -3,7 +3,8 @@
  * Each contender runs in front of the same nginx HTTP backend; while `wrk` loads it, `perf
  * record -g` samples its processes (kernel and user space, every thread); the samples are
  * folded and drawn as an SVG flame graph, and summed up by where the time went. l4chat on Deno
- * runs with V8's `--perf-basic-prof`, so its JavaScript frames have names.
+ * runs with V8's `--perf-basic-prof`, so its JavaScript frames have names, and `--log-code`, so
+ * that V8's builtins (promises, `Map`, calls) have theirs too.
  *
  * Usage: deno task profile [--contender l4chat-deno-epoll,haproxy] [--load close|keep-alive]
  * [--seconds S] [--out DIR]
@@ -26,6 +27,8 @@ import { runCapture, sleep, stopAll, stopAllOnSignal } from "./_procs.ts";
 import { runWrk } from "./_tools.ts";
 import { names, parseOptions, usageFailure, wholeAboveZero } from "./_cli.ts";
 import {
+  type Builtins,
+  builtinsOf,
   type CpuProfile,
   flameGraphSvg,
   foldCpuProfile,
@@ -39,12 +42,36 @@ const ROOT = new URL("../", import.meta.url).pathname;
 const LOADS = ["close", "keep-alive"];
 const SAMPLE_HZ = 997;
 
-/** l4chat as `variant` runs it, with V8 writing the names of compiled code for perf. */
+/** Where V8 logs the code of process `pid` (`%p` for V8 to fill in; see {@linkcode withPerfMap}). */
+const codeLog = (pid: number | "%p") => `/tmp/l4chat-v8-code-${pid}.log`;
+
+/**
+ * l4chat as `variant` runs it, with V8 writing the names of compiled code for perf, and where it
+ * put its builtins (to {@linkcode codeLog}), which perf cannot name in Deno's stripped binary.
+ */
 function withPerfMap(variant: L4chatVariant): L4chatVariant {
   const prefix = variant.prefix.map((arg) =>
-    arg === L4CHAT_V8_FLAGS ? `${L4CHAT_V8_FLAGS},--perf-basic-prof` : arg
+    arg === L4CHAT_V8_FLAGS
+      ? `${L4CHAT_V8_FLAGS},--perf-basic-prof,--log-code,--no-logfile-per-isolate,` +
+        `--logfile=${codeLog("%p")}`
+      : arg
   );
   return { ...variant, prefix };
+}
+
+/**
+ * The builtins V8 placed in `pids`' binary, from their code logs and memory maps, if any of them
+ * logged its code (l4chat on Deno); the logs are removed.
+ */
+async function builtinsOfPids(pids: number[]): Promise<Builtins | undefined> {
+  let found: Builtins | undefined;
+  for (const pid of pids) {
+    const log = await Deno.readTextFile(codeLog(pid)).catch(() => "");
+    await Deno.remove(codeLog(pid)).catch(() => {});
+    const maps = await Deno.readTextFile(`/proc/${pid}/maps`).catch(() => "");
+    found ??= builtinsOf(log, maps);
+  }
+  return found;
 }
 
 const CONTENDERS = [
@@ -190,6 +217,8 @@ async function profile(values: ReturnType<typeof options>): Promise<void> {
           String(values.seconds),
         ], (values.seconds + 30) * 1000);
         const wrk = await load;
+        // While it runs: its memory map says where its builtins came from.
+        const builtins = await builtinsOfPids(proxy.pids());
         const rate = close ? "new connections/s" : "requests/s";
         console.log(`${name}: ${Math.round(wrk.requestsPerSecond)} ${rate} while sampled`);
         if (record.code !== 0) {
@@ -204,7 +233,7 @@ async function profile(values: ReturnType<typeof options>): Promise<void> {
           throw new Error(`perf script exited ${script.code}: ${script.stderr}`);
         }
         await publish(
-          foldPerfScript(script.stdout, ROOT),
+          foldPerfScript(script.stdout, ROOT, builtins),
           `flame-${name}-${values.load}`,
           values.out,
           {
