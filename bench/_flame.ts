@@ -236,7 +236,10 @@ export interface FlameSummary {
   byKind: Record<FrameKind, number>;
   /** The innermost frames with the most weight: name and share, largest first. */
   top: { frame: string; share: number }[];
-  /** JavaScript functions by the weight of stacks they are on (with what they call). */
+  /**
+   * JavaScript functions by the weight of stacks they are on (with what they call), V8's
+   * builtins left out.
+   */
   topJs: { frame: string; share: number }[];
   /**
    * By system call the stack is in (`recvfrom`, `io_uring_enter`), else `user` (the innermost
@@ -270,7 +273,9 @@ export function summarize(folded: Folded, count = 10): FlameSummary {
     self.set(leaf, (self.get(leaf) ?? 0) + weight);
     const call = syscallOf(frames) ?? (kindOf(leaf) === "kernel" ? "kernel" : "user");
     syscalls.set(call, (syscalls.get(call) ?? 0) + weight);
-    for (const frame of new Set(frames.filter((f) => kindOf(f) === "js"))) {
+    // The program's functions: V8's builtins under them (promises, calls) are theirs.
+    const functions = frames.filter((f) => kindOf(f) === "js" && !f.startsWith("Builtin:"));
+    for (const frame of new Set(functions)) {
       inclusive.set(frame, (inclusive.get(frame) ?? 0) + weight);
     }
   }

@@ -116,6 +116,11 @@ Deno.test("foldPerfScript() names the frames in V8's builtins, and only those", 
   assert.equal(folded.get(stacks[1]), 1);
   assert.match(stacks[1], /^deno;__libc_start_call_main;Builtin:RunMicrotasks_\[j\];#loop/);
   assert.equal(kindOf("Builtin:RunMicrotasks_[j]"), "js");
+  // A builtin counts as JavaScript where it is innermost, but is not one of the program's
+  // functions: the microtask loop would head that list, above what it runs.
+  const summary = summarize(folded);
+  assert.ok(summary.topJs.every(({ frame }) => !frame.startsWith("Builtin:")));
+  assert.deepEqual(summary.topJs[0], { frame: "#loop net/epoll.ts_[j]", share: 2 / 3 });
   // Another binary at the same offsets is not V8's.
   const other = foldPerfScript(
     PERF_SCRIPT.replaceAll("/opt/deno/deno", "/usr/bin/x"),
