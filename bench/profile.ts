@@ -61,17 +61,25 @@ function withPerfMap(variant: L4chatVariant): L4chatVariant {
 
 /**
  * The builtins V8 placed in `pids`' binary, from their code logs and memory maps, if any of them
- * logged its code (l4chat on Deno); the logs are removed.
+ * logged its code (l4chat on Deno).
  */
 async function builtinsOfPids(pids: number[]): Promise<Builtins | undefined> {
   let found: Builtins | undefined;
   for (const pid of pids) {
     const log = await Deno.readTextFile(codeLog(pid)).catch(() => "");
-    await Deno.remove(codeLog(pid)).catch(() => {});
     const maps = await Deno.readTextFile(`/proc/${pid}/maps`).catch(() => "");
     found ??= builtinsOf(log, maps);
   }
   return found;
+}
+
+/** Removes what V8 left in /tmp for `pids`: its perf map and its code log, where it wrote them. */
+async function removeV8Files(pids: number[]): Promise<void> {
+  for (const pid of pids) {
+    for (const file of [`/tmp/perf-${pid}.map`, codeLog(pid)]) {
+      await Deno.remove(file).catch(() => {});
+    }
+  }
 }
 
 const CONTENDERS = [
@@ -225,10 +233,6 @@ async function profile(values: ReturnType<typeof options>): Promise<void> {
           throw new Error(`perf record exited ${record.code}: ${record.stderr}`);
         }
         const script = await runCapture("perf", ["script", "-i", data], 120_000);
-        // V8 leaves the names of its compiled code behind in /tmp/perf-<pid>.map.
-        for (const pid of proxy.pids()) {
-          await Deno.remove(`/tmp/perf-${pid}.map`).catch(() => {});
-        }
         if (script.code !== 0) {
           throw new Error(`perf script exited ${script.code}: ${script.stderr}`);
         }
@@ -246,6 +250,8 @@ async function profile(values: ReturnType<typeof options>): Promise<void> {
           },
         );
       } finally {
+        // V8 leaves the names of its code behind (perf script has read them by now).
+        await removeV8Files(proxy.pids());
         await proxy.stop();
       }
     }
