@@ -41,7 +41,13 @@ export class EventHub {
   readonly #queueSize: number;
   readonly #keepAliveMs: number;
   readonly #historySize: number;
+  /**
+   * The last events, a ring: `#historyNext` is where the next one goes (over the oldest, once
+   * full). Every connection publishes two events, and taking the oldest off the front of an
+   * array cost more than the rest of the monitor's bookkeeping of a connection.
+   */
   readonly #history: AdminEvent[] = [];
+  #historyNext = 0;
   #keepAlive: ReturnType<typeof setInterval> | undefined;
   #nextId = 1;
   #dropped = 0;
@@ -65,14 +71,18 @@ export class EventHub {
 
   /** The last events, oldest first. */
   recent(): readonly AdminEvent[] {
-    return this.#history;
+    const history = this.#history;
+    if (history.length < this.#historySize) return [...history];
+    return [...history.slice(this.#historyNext), ...history.slice(0, this.#historyNext)];
   }
 
   /** Sends an event of `type` with `data` to every subscriber at `timeMs`. Never blocks. */
   publish(type: string, data: Record<string, unknown>, timeMs: number): void {
     const event = { type, timeMs, data };
-    this.#history.push(event);
-    if (this.#history.length > this.#historySize) this.#history.shift();
+    if (this.#historySize > 0) {
+      this.#history[this.#historyNext] = event;
+      this.#historyNext = (this.#historyNext + 1) % this.#historySize;
+    }
     if (this.#subscribers.size === 0) return;
     const bytes = encoder.encode(formatSse(event, this.#nextId++));
     for (const subscriber of this.#subscribers) this.#send(subscriber, bytes);

@@ -43,10 +43,26 @@ Deno.test("EventHub.recent() keeps the last events; cancel() unsubscribes", asyn
   const stream = hub.subscribe();
   for (let i = 1; i <= 3; i++) hub.publish("tick", { i }, i);
   assert.deepEqual(hub.recent().map((e) => e.data.i), [2, 3]);
+  // Oldest first, wherever the ring's next place is.
+  hub.publish("tick", { i: 4 }, 4);
+  assert.deepEqual(hub.recent().map((e) => e.data.i), [3, 4]);
+  hub.publish("tick", { i: 5 }, 5);
+  assert.deepEqual(hub.recent().map((e) => e.data.i), [4, 5]);
   await stream.cancel();
   assert.equal(hub.subscribers, 0);
   hub.close();
   assert.equal(await readAll(hub.subscribe()), "");
+});
+
+Deno.test("EventHub.recent() before the history fills, and with none kept", () => {
+  const hub = new EventHub({ historySize: 3, keepAliveMs: 0 });
+  assert.deepEqual(hub.recent(), []);
+  hub.publish("tick", { i: 1 }, 1);
+  hub.publish("tick", { i: 2 }, 2);
+  assert.deepEqual(hub.recent().map((e) => e.data.i), [1, 2]);
+  const none = new EventHub({ historySize: 0, keepAliveMs: 0 });
+  none.publish("tick", { i: 1 }, 1);
+  assert.deepEqual(none.recent(), []);
 });
 
 Deno.test("EventHub sends keep-alive comments while someone subscribes", async () => {
