@@ -71,8 +71,8 @@ export class EventHub {
 
   /** The last events, oldest first. */
   recent(): readonly AdminEvent[] {
+    // Until the ring is full, the next place is its end, and the first slice is empty.
     const history = this.#history;
-    if (history.length < this.#historySize) return [...history];
     return [...history.slice(this.#historyNext), ...history.slice(0, this.#historyNext)];
   }
 
