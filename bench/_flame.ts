@@ -54,19 +54,6 @@ export interface Builtins {
  * `/proc/<pid>/maps`). Undefined when the log holds none, or the map shows no file they came from.
  */
 export function builtinsOf(log: string, maps: string): Builtins | undefined {
-  const mappings = [];
-  for (const line of maps.split("\n")) {
-    // "start-end perms offset dev inode path"
-    const m = line.match(/^([0-9a-f]+)-([0-9a-f]+)\s+\S+\s+([0-9a-f]+)\s+\S+\s+\d+\s+(\/\S.*)$/);
-    if (m) {
-      mappings.push({
-        start: parseInt(m[1], 16),
-        end: parseInt(m[2], 16),
-        offset: parseInt(m[3], 16),
-        path: m[4].trim(),
-      });
-    }
-  }
   const code: { at: number; size: number; name: string }[] = [];
   for (const line of log.split("\n")) {
     // "code-creation,Builtin,<tag>,<time>,<address>,<size>,<name>"
@@ -76,14 +63,27 @@ export function builtinsOf(log: string, maps: string): Builtins | undefined {
     if (m) code.push({ at: parseInt(m[1], 16), size: Number(m[2]), name: m[3] });
   }
   if (code.length === 0) return undefined;
-  const home = mappings.find((m) => m.start <= code[0].at && code[0].at < m.end);
+  // The mapping of a file that holds the first of them: "start-end perms offset dev inode path".
+  let home: { start: number; end: number; offset: number; path: string } | undefined;
+  const first = code[0].at;
+  for (const line of maps.split("\n")) {
+    const m = line.match(/^([0-9a-f]+)-([0-9a-f]+)\s+\S+\s+([0-9a-f]+)\s+\S+\s+\d+\s+(\/\S.*)$/);
+    if (m === null) continue;
+    const start = parseInt(m[1], 16);
+    const end = parseInt(m[2], 16);
+    if (start <= first && first < end) {
+      home = { start, end, offset: parseInt(m[3], 16), path: m[4].trim() };
+      break;
+    }
+  }
   if (home === undefined) return undefined;
+  const { start, end, offset, path } = home;
   const placed = code
-    .filter(({ at }) => home.start <= at && at < home.end)
-    .map(({ at, size, name }) => ({ start: at - home.start + home.offset, size, name }))
+    .filter(({ at }) => start <= at && at < end)
+    .map(({ at, size, name }) => ({ start: at - start + offset, size, name }))
     .sort((a, b) => a.start - b.start);
   return {
-    binary: home.path,
+    binary: path,
     starts: placed.map((b) => b.start),
     ends: placed.map((b) => b.start + b.size),
     names: placed.map((b) => b.name),

@@ -64,13 +64,13 @@ function withPerfMap(variant: L4chatVariant): L4chatVariant {
  * logged its code (l4chat on Deno).
  */
 async function builtinsOfPids(pids: number[]): Promise<Builtins | undefined> {
-  let found: Builtins | undefined;
   for (const pid of pids) {
     const log = await Deno.readTextFile(codeLog(pid)).catch(() => "");
     const maps = await Deno.readTextFile(`/proc/${pid}/maps`).catch(() => "");
-    found ??= builtinsOf(log, maps);
+    const found = builtinsOf(log, maps);
+    if (found !== undefined) return found;
   }
-  return found;
+  return undefined;
 }
 
 /** Removes what V8 left in /tmp for `pids`: its perf map and its code log, where it wrote them. */
