@@ -8,6 +8,22 @@ export interface AdminEvent {
   data: Record<string, unknown>;
 }
 
+/**
+ * What an event says, or how to make it. A function is called once, when the event is first
+ * needed: at once if someone subscribes, else only if {@linkcode EventHub.recent} is asked
+ * while the event is still kept. Most events of a busy load balancer are neither sent nor
+ * read, only overwritten in the history, and formatting them cost more than the rest of the
+ * monitor's bookkeeping of a connection.
+ */
+export type EventData = Record<string, unknown> | (() => object);
+
+/** An event as the history keeps it: its data perhaps not made yet. */
+interface KeptEvent {
+  type: string;
+  timeMs: number;
+  data: EventData;
+}
+
 /** Options of {@linkcode EventHub}. */
 export interface EventHubOptions {
   /** Events queued for one subscriber before it is dropped as too slow (default 512). */
@@ -30,6 +46,12 @@ export function formatSse(event: AdminEvent, id: number): string {
   return `id: ${id}\nevent: ${event.type}\ndata: ${data}\n\n`;
 }
 
+/** `event` with its data made, once: the history keeps what was made. */
+function made(event: KeptEvent): AdminEvent {
+  if (typeof event.data === "function") event.data = event.data() as Record<string, unknown>;
+  return event as AdminEvent;
+}
+
 /**
  * Fans events out to Server-Sent Events subscribers. {@linkcode publish} never waits: each
  * subscriber has a bounded queue, and one whose queue is full (a client that stopped
@@ -46,7 +68,7 @@ export class EventHub {
    * full). Every connection publishes two events, and taking the oldest off the front of an
    * array cost more than the rest of the monitor's bookkeeping of a connection.
    */
-  readonly #history: AdminEvent[] = [];
+  readonly #history: KeptEvent[] = [];
   #historyNext = 0;
   #keepAlive: ReturnType<typeof setInterval> | undefined;
   #nextId = 1;
@@ -73,18 +95,18 @@ export class EventHub {
   recent(): readonly AdminEvent[] {
     // Until the ring is full, the next place is its end, and the first slice is empty.
     const history = this.#history;
-    return [...history.slice(this.#historyNext), ...history.slice(0, this.#historyNext)];
+    return [...history.slice(this.#historyNext), ...history.slice(0, this.#historyNext)].map(made);
   }
 
   /** Sends an event of `type` with `data` to every subscriber at `timeMs`. Never blocks. */
-  publish(type: string, data: Record<string, unknown>, timeMs: number): void {
+  publish(type: string, data: EventData, timeMs: number): void {
     const event = { type, timeMs, data };
     if (this.#historySize > 0) {
       this.#history[this.#historyNext] = event;
       this.#historyNext = (this.#historyNext + 1) % this.#historySize;
     }
     if (this.#subscribers.size === 0) return;
-    const bytes = encoder.encode(formatSse(event, this.#nextId++));
+    const bytes = encoder.encode(formatSse(made(event), this.#nextId++));
     for (const subscriber of this.#subscribers) this.#send(subscriber, bytes);
   }
 

@@ -74,3 +74,24 @@ Deno.test("EventHub sends keep-alive comments while someone subscribes", async (
   await reader.cancel();
   assert.equal(hub.subscribers, 0);
 });
+
+Deno.test("EventHub.publish() makes an event's data only when it is sent or read", async () => {
+  const hub = new EventHub({ historySize: 2, keepAliveMs: 0 });
+  let made = 0;
+  const data = (i: number) => () => ({ i, made: ++made });
+  hub.publish("tick", data(1), 1);
+  hub.publish("tick", data(2), 2);
+  hub.publish("tick", data(3), 3);
+  // Nobody subscribed: the first was overwritten without being made.
+  assert.equal(made, 0);
+  assert.deepEqual(hub.recent().map((e) => e.data), [{ i: 2, made: 1 }, { i: 3, made: 2 }]);
+  // Made once: read again, the history gives what was made.
+  assert.deepEqual(hub.recent().map((e) => e.data.made), [1, 2]);
+  const stream = hub.subscribe();
+  hub.publish("tick", data(4), 4);
+  // A subscriber is sent it at once.
+  assert.equal(made, 3);
+  hub.close();
+  const text = await readAll(stream);
+  assert.match(text, /data: \{"i":4,"made":3,"type":"tick","timeMs":4\}/);
+});

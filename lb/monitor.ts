@@ -1,4 +1,4 @@
-import { formatAddr } from "../net/mod.ts";
+import { type Addr, formatAddr } from "../net/mod.ts";
 import type { Backend, BackendPool } from "./backend.ts";
 import { EventHub, type EventHubOptions } from "./event_hub.ts";
 import { LbMetrics } from "./metrics.ts";
@@ -46,6 +46,36 @@ export function backendSummary(backend: Backend): Record<string, unknown> {
   };
 }
 
+/** The counters and state of a row that has just opened. */
+const AS_OPENED = { bytesUp: 0, bytesDown: 0, upDone: false, downDone: false } as const;
+
+/**
+ * `row` as the admin API shows it at `nowMs`, with its `local` address: idle since
+ * `idleSinceMs`, with the counters and state of `moved` (the row itself, or
+ * {@linkcode AS_OPENED} for its open event).
+ */
+function viewOf(
+  row: NatRow,
+  local: Addr,
+  nowMs: number,
+  idleSinceMs: number,
+  moved: Pick<NatRow, "bytesUp" | "bytesDown" | "upDone" | "downDone">,
+): ConnectionView {
+  return {
+    id: row.id,
+    client: formatAddr(row.client),
+    local: formatAddr(local),
+    backend: formatAddr(row.backend),
+    backendId: row.backendId,
+    openedAtMs: row.openedAtMs,
+    ageMs: Math.max(0, nowMs - row.openedAtMs),
+    idleMs: Math.max(0, nowMs - idleSinceMs),
+    bytesUp: moved.bytesUp,
+    bytesDown: moved.bytesDown,
+    state: moved.upDone ? "client-done" : moved.downDone ? "backend-done" : "open",
+  };
+}
+
 /**
  * Watches a running load balancer through its hooks, for the admin endpoint: counts
  * {@linkcode LbMetrics}, publishes events to an {@linkcode EventHub}, remembers each
@@ -67,15 +97,25 @@ export class LbMonitor {
     this.events = new EventHub(options);
     this.#nowMs = options.nowMs ?? Date.now;
     this.hooks = {
+      // The events of a connection are made when first needed (see EventData): what they
+      // say is fixed now, and the row's counters no longer move once it is closed.
       opened: (row, backend, connectMs) => {
         this.metrics.opened(backend, connectMs);
-        this.#publish("open", { ...this.connection(row) });
+        const nowMs = this.#nowMs();
+        // Looked up now, while the socket is open: the event may be made after it closed.
+        const local = row.local;
+        this.events.publish(
+          "open",
+          () => viewOf(row, local, nowMs, row.openedAtMs, AS_OPENED),
+          nowMs,
+        );
       },
       closed: (row, backend, reason) => {
-        const durationMs = this.#nowMs() - row.openedAtMs;
+        const nowMs = this.#nowMs();
+        const durationMs = nowMs - row.openedAtMs;
         this.metrics.closed(row, backend, durationMs);
-        this.#activity.delete(row.id);
-        this.#publish("close", {
+        if (this.#activity.size > 0) this.#activity.delete(row.id);
+        this.events.publish("close", () => ({
           id: row.id,
           client: formatAddr(row.client),
           backend: formatAddr(row.backend),
@@ -84,7 +124,7 @@ export class LbMonitor {
           bytesUp: row.bytesUp,
           bytesDown: row.bytesDown,
           reason,
-        });
+        }), nowMs);
       },
       refused: (client, reason) => {
         this.metrics.refused(reason);
@@ -145,19 +185,7 @@ export class LbMonitor {
       seen = { bytes, sinceMs: now };
       this.#activity.set(row.id, seen);
     }
-    return {
-      id: row.id,
-      client: formatAddr(row.client),
-      local: formatAddr(row.local),
-      backend: formatAddr(row.backend),
-      backendId: row.backendId,
-      openedAtMs: row.openedAtMs,
-      ageMs: Math.max(0, now - row.openedAtMs),
-      idleMs: Math.max(0, now - Math.max(seen.sinceMs, row.lastActiveMs)),
-      bytesUp: row.bytesUp,
-      bytesDown: row.bytesDown,
-      state: row.upDone ? "client-done" : row.downDone ? "backend-done" : "open",
-    };
+    return viewOf(row, row.local, now, Math.max(seen.sinceMs, row.lastActiveMs), row);
   }
 
   #fingerprint(backend: Backend): string {
