@@ -7,6 +7,7 @@
 import process from "node:process";
 import type { Command } from "./cli/command.ts";
 import { FatalError, UsageError } from "./cli/errors.ts";
+import { flushLogs } from "./cli/log.ts";
 import { clntCommand } from "./chat/clnt_cli.ts";
 import { servCommand } from "./chat/serv_cli.ts";
 import { lbCommand } from "./lb/cli.ts";
@@ -75,6 +76,8 @@ async function main(argv: string[]): Promise<number> {
     const { io, rest } = takeIoFlag(args.filter((arg) => arg !== "--debug"));
     return await command.run(rest, await loadNet({ io }), { mainUrl: import.meta.url });
   } catch (err) {
+    // What was logged before the error comes before it.
+    flushLogs();
     // An --io mode that cannot run here is a usage mistake, named in one line.
     if (err instanceof UsageError || (err instanceof NetError && err.message.startsWith("--io"))) {
       process.stderr.write(`l4chat ${name}: ${err.message}\n${command.usage}\n`);
@@ -89,4 +92,6 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exit(await main(process.argv.slice(2)));
+const code = await main(process.argv.slice(2));
+flushLogs();
+process.exit(code);

@@ -370,7 +370,9 @@ export class Proxy {
         event: "open",
         client: formatClient(client.remoteAddr),
         backend: formatAddr(backend.addr),
-        local: formatAddr(row.local),
+        // Found only if written out (JSON.stringify: the JSON format), not by the text format:
+        // it costs a system call.
+        local: { toJSON: () => formatAddr(row.local) },
         id: row.id,
         natSize: this.#natSize,
       });

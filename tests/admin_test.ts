@@ -381,4 +381,6 @@ Deno.test("lb --log-format json: connection close events carry the access-log fa
   assert.equal(typeof record.time, "string");
   const open = JSON.parse((await proc.stderr.waitFor(/"event":"open"/)).input!);
   assert.equal(open.backend, a.addr);
+  // The load balancer's own address toward the backend, found for the JSON line.
+  assert.match(open.local, /^127\.0\.0\.1:[1-9]\d*$/);
 });
