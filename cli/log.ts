@@ -73,7 +73,10 @@ function splitTemplate(template: string): string[] | null {
 
 /** Renders the message of `record` with its values filled in. */
 export function renderMessage(record: LogRecord): string {
-  const parts = typeof record.rawMessage === "string" ? splitTemplate(record.rawMessage) : null;
+  const raw = record.rawMessage;
+  // A message with no placeholder, often made afresh each time: nothing to split or keep.
+  if (typeof raw === "string" && !raw.includes("{")) return raw;
+  const parts = typeof raw === "string" ? splitTemplate(raw) : null;
   let text = "";
   if (parts === null) {
     for (let i = 0; i < record.message.length; i++) {

@@ -376,7 +376,7 @@ export class Proxy {
         id: row.id,
         natSize: this.#natSize,
       });
-      log.info("   Current NAT table length : {natSize}", { natSize: this.#natSize });
+      log.info(natSizeLine(this.#natSize));
     }
     this.#ctx.events.opened?.(row, backend, now - connectStart);
     return row;
@@ -458,8 +458,17 @@ export class Proxy {
       reason,
       natSize: this.#natSize,
     });
-    log.info("   Current NAT table length : {natSize}", { natSize: this.#natSize });
+    log.info(natSizeLine(this.#natSize));
   }
+}
+
+/**
+ * The original's line after each open and close. The size is written into the text, with no
+ * properties (the line before has `natSize`): LogTape's quickest path, under half the cost of
+ * a line with properties.
+ */
+function natSizeLine(size: number): string {
+  return `   Current NAT table length : ${size}`;
 }
 
 /** Sends the PROXY header for `client` first on `upstream`; closes `upstream` if it cannot. */
