@@ -15,6 +15,7 @@ function record(
 
 Deno.test("formatText() fills a template's placeholders from the record's properties", () => {
   const client = "<127.0.0.1,40000>";
+  // The record's parsed message says "b": the line must come from the template and properties.
   assert.equal(
     formatText(record("client {client} -> {backend}", ["client ", client, " -> ", "b", ""], {
       client,
