@@ -152,7 +152,25 @@ export function flushLogs(): void {
   if (pending === "") return;
   const text = pending;
   pending = "";
-  process.stderr.write(text);
+  if (!stderrBroken) process.stderr.write(text);
+}
+
+/**
+ * Set once stderr has failed, as a pipe does when whatever read it went away (`l4chat lb |&
+ * head`, a log shipper that died): lines are dropped from then on and the process goes on
+ * serving. Node's streams report the failure as an `error` event, which with no listener ends
+ * the process (measured: Deno exited 1 at its next line).
+ */
+let stderrBroken = false;
+let stderrWatched = false;
+
+/** Listens for stderr's failure, once per process. */
+function watchStderr(): void {
+  if (stderrWatched) return;
+  stderrWatched = true;
+  process.stderr.on("error", () => {
+    stderrBroken = true;
+  });
 }
 
 /** Writes `line` to stderr: at once if `now`, else with the other lines of this task. */
@@ -175,6 +193,7 @@ export function setupLogging(level: LogLevelName, format: LogFormat): void {
   const sink = (record: LogRecord) => {
     writeLine(formatter(record), record.level !== "info" && record.level !== "debug");
   };
+  watchStderr();
   resetSync();
   configureSync({
     sinks: { stderr: sink },

@@ -11,6 +11,7 @@ import {
   deadline,
   EchoBackend,
   type L4chat,
+  l4chatCommand,
   openFds,
   RawClient,
   runLb,
@@ -605,5 +606,43 @@ Deno.test("lb --config runs with --allow-net and --allow-read of that one file",
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("lb goes on serving when its stderr pipe closes (the log's reader went away)", async () => {
+  await using backend = new EchoBackend();
+  const { cmd, args } = l4chatCommand([
+    "lb",
+    "127.0.0.1",
+    "127.0.0.1",
+    String(backend.port),
+    "--port",
+    "0",
+  ]);
+  const child = new Deno.Command(cmd, { args, stdout: "null", stderr: "piped" }).spawn();
+  try {
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    let listening: RegExpExecArray | null = null;
+    while ((listening = /load balancer listening on .*:(\d+) /.exec(text)) === null) {
+      const { value, done } = await deadline(reader.read(), 10_000, `no listening line: ${text}`);
+      assert.ok(!done, `lb ended before listening: ${text}`);
+      text += value;
+    }
+    // Nothing reads its stderr from now on: each line it logs meets a closed pipe.
+    await reader.cancel();
+    for (let i = 0; i < 5; i++) {
+      using client = await RawClient.connect(Number(listening[1]));
+      await client.send(`ping ${i}\n`);
+      assert.equal(await client.readLine(), `ping ${i}`);
+    }
+    child.kill("SIGTERM");
+    assert.equal((await deadline(child.status, 10_000, "lb did not stop")).code, 0);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
   }
 });
