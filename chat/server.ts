@@ -1,4 +1,5 @@
 import { getLogger } from "@logtape/logtape";
+import { infoLine } from "../cli/log.ts";
 import { type Addr, type Conn, formatAddr, type Listener, type Net, WRITTEN } from "../net/mod.ts";
 import { ProxyHeaderError } from "../net/proxy_protocol.ts";
 import { readProxyHeader } from "../net/read_proxy_header.ts";
@@ -292,7 +293,7 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
     const session = new Session(id, conn, client, options.maxOutput);
     sessions.add(session);
     room.join(session);
-    log.info("Connected client IP: {ip}", {
+    infoLine(log, "Connected client IP: {ip}", {
       ip: remote.hostname,
       client,
       id,
@@ -355,7 +356,7 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
         // Flush what the client is owed (it may only have half-closed), but not forever.
         await withTimeout(session.written, FLUSH_ON_LEAVE_MS);
         conn.close();
-        log.info("client {id} terminated", { id, clients: sessions.size });
+        infoLine(log, "client {id} terminated", { id, clients: sessions.size });
       }
     }
   };

@@ -1,5 +1,11 @@
 import process from "node:process";
-import { configureSync, type LogLevel, type LogRecord, resetSync } from "@logtape/logtape";
+import {
+  configureSync,
+  type Logger,
+  type LogLevel,
+  type LogRecord,
+  resetSync,
+} from "@logtape/logtape";
 import { UsageError } from "./errors.ts";
 
 /** The values of `--log-level`. */
@@ -77,19 +83,49 @@ export function renderMessage(record: LogRecord): string {
   // A message with no placeholder, often made afresh each time: nothing to split or keep.
   if (typeof raw === "string" && !raw.includes("{")) return raw;
   const parts = typeof raw === "string" ? splitTemplate(raw) : null;
-  let text = "";
   if (parts === null) {
+    let text = "";
     for (let i = 0; i < record.message.length; i++) {
       const part = record.message[i];
       text += i % 2 === 0 ? part as string : renderValue(part);
     }
     return text;
   }
-  const properties = record.properties;
+  return filled(parts, record.properties);
+}
+
+/** The text of a split template (see {@linkcode splitTemplate}) with `properties` filled in. */
+function filled(parts: string[], properties: Record<string, unknown>): string {
+  let text = "";
   for (let i = 0; i < parts.length; i++) {
     text += i % 2 === 0 ? parts[i] : renderValue(properties[parts[i]]);
   }
   return text;
+}
+
+/** Whether the format set up writes records' properties (JSON does, text does not). */
+let writesProperties = false;
+
+/**
+ * Logs `template` with `properties` at info, for lines logged per connection. LogTape copies a
+ * record's properties twice (for a snapshot) whatever the format: where the format does not
+ * write them (text), the line is filled in here and goes to LogTape alone, its quickest path
+ * (0.7 us a line against 2.2 to 2.6 with properties, measured); with JSON, as `logger.info`
+ * takes them.
+ */
+export function infoLine(
+  logger: Logger,
+  template: string,
+  properties: Record<string, unknown>,
+): void {
+  const parts = writesProperties ? null : splitTemplate(template);
+  if (parts === null) {
+    logger.info(template, properties);
+    return;
+  }
+  // LogTape reads braces in a message as placeholders; doubled, they stand for themselves.
+  const text = filled(parts, properties);
+  logger.info(/[{}]/.test(text) ? text.replaceAll("{", "{{").replaceAll("}", "}}") : text);
 }
 
 /** The last timestamp written out, in each format: the lines of one millisecond share it. */
@@ -186,10 +222,12 @@ function writeLine(line: string, now: boolean): void {
 
 /**
  * Configures LogTape once for the whole process: records of category `l4chat` at `level` or
- * above go to stderr in `format`. Library modules only call `getLogger`.
+ * above go to stderr in `format`. Library modules only call `getLogger`, and
+ * {@linkcode infoLine} for the lines they log per connection.
  */
 export function setupLogging(level: LogLevelName, format: LogFormat): void {
   const formatter = format === "json" ? formatJson : formatText;
+  writesProperties = format === "json";
   const sink = (record: LogRecord) => {
     writeLine(formatter(record), record.level !== "info" && record.level !== "debug");
   };

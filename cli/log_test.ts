@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import process from "node:process";
 import { getLogger, type LogRecord, resetSync } from "@logtape/logtape";
-import { flushLogs, formatJson, formatText, setupLogging } from "./log.ts";
+import { flushLogs, formatJson, formatText, infoLine, setupLogging } from "./log.ts";
 
 /** A record as LogTape hands it to a sink; `message` as LogTape's own parser reads the template. */
 function record(
@@ -76,4 +76,44 @@ Deno.test("setupLogging() writes the info lines of a task together, and a warnin
     process.stderr.write = write;
     resetSync();
   }
+});
+
+/** What `setupLogging(level, format)` writes to stderr while `body` runs. */
+async function stderrOf(format: "text" | "json", body: () => void): Promise<string> {
+  const writes: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((text: string) => writes.push(text) > 0) as typeof write;
+  try {
+    setupLogging("info", format);
+    body();
+    await Promise.resolve();
+    flushLogs();
+    return writes.join("");
+  } finally {
+    process.stderr.write = write;
+    resetSync();
+  }
+}
+
+Deno.test("infoLine() writes what logger.info writes, braces in the values included", async () => {
+  const log = getLogger(["l4chat", "test"]);
+  const properties = { client: "<127.0.0.1,{1}>", backend: "b}", id: 7 };
+  const text = await stderrOf("text", () => {
+    infoLine(log, "client {client} -> {backend}", properties);
+    log.info("client {client} -> {backend}", properties);
+  });
+  const lines = text.trimEnd().split("\n").map((line) => line.slice(24));
+  assert.deepEqual(lines, [
+    "INFO  client <127.0.0.1,{1}> -> b}",
+    "INFO  client <127.0.0.1,{1}> -> b}",
+  ]);
+});
+
+Deno.test("infoLine() gives the JSON format the line's properties", async () => {
+  const log = getLogger(["l4chat", "test"]);
+  const text = await stderrOf("json", () => infoLine(log, "client {id} left", { id: 7, why: "q" }));
+  const record = JSON.parse(text);
+  assert.equal(record.message, "client 7 left");
+  assert.equal(record.id, 7);
+  assert.equal(record.why, "q");
 });

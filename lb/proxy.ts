@@ -8,6 +8,7 @@ import {
   type NetError,
   type RelayOptions,
 } from "../net/mod.ts";
+import { infoLine } from "../cli/log.ts";
 import { encodeProxyHeader } from "../net/proxy_protocol.ts";
 import type { Backend, BackendPool } from "./backend.ts";
 import type { Balancer } from "./balancer.ts";
@@ -366,7 +367,7 @@ export class Proxy {
     session.balancer.onOpen?.(backend);
     health.connected(backend);
     if (this.#logInfo) {
-      log.info("client {client} -> {backend}", {
+      infoLine(log, "client {client} -> {backend}", {
         event: "open",
         client: formatClient(client.remoteAddr),
         backend: formatAddr(backend.addr),
@@ -435,7 +436,7 @@ export class Proxy {
   }
 
   #refuse(client: Conn, reason: RefusalReason): void {
-    log.info("client {client} refused: {reason}", {
+    infoLine(log, "client {client} refused: {reason}", {
       event: "refused",
       client: formatClient(client.remoteAddr),
       reason,
@@ -447,7 +448,7 @@ export class Proxy {
   #closed(row: NatRow, backend: Backend, reason: string): void {
     this.#ctx.events.closed?.(row, backend, reason);
     if (!this.#logInfo) return;
-    log.info("client {client} terminated", {
+    infoLine(log, "client {client} terminated", {
       event: "close",
       client: formatClient(row.client),
       backend: formatAddr(backend.addr),
