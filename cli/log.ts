@@ -105,6 +105,8 @@ function filled(parts: string[], properties: Record<string, unknown>): string {
 
 /** Whether the format set up writes records' properties (JSON does, text does not). */
 let writesProperties = false;
+/** Whether info lines are logged at the level set up (nothing is before `setupLogging`). */
+let infoLogged = false;
 
 /**
  * Logs `template` with `properties` at info, for lines logged per connection. LogTape copies a
@@ -118,6 +120,7 @@ export function infoLine(
   template: string,
   properties: Record<string, unknown>,
 ): void {
+  if (!infoLogged) return;
   const parts = writesProperties ? null : splitTemplate(template);
   if (parts === null) {
     logger.info(template, properties);
@@ -228,6 +231,7 @@ function writeLine(line: string, now: boolean): void {
 export function setupLogging(level: LogLevelName, format: LogFormat): void {
   const formatter = format === "json" ? formatJson : formatText;
   writesProperties = format === "json";
+  infoLogged = level === "info" || level === "debug";
   const sink = (record: LogRecord) => {
     writeLine(formatter(record), record.level !== "info" && record.level !== "debug");
   };

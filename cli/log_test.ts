@@ -117,3 +117,19 @@ Deno.test("infoLine() gives the JSON format the line's properties", async () => 
   assert.equal(record.id, 7);
   assert.equal(record.why, "q");
 });
+
+Deno.test("infoLine() logs nothing below the level set up", async () => {
+  const writes: string[] = [];
+  const write = process.stderr.write;
+  process.stderr.write = ((text: string) => writes.push(text) > 0) as typeof write;
+  try {
+    setupLogging("warn", "text");
+    infoLine(getLogger(["l4chat", "test"]), "client {id} left", { id: 7 });
+    await Promise.resolve();
+    flushLogs();
+    assert.deepEqual(writes, []);
+  } finally {
+    process.stderr.write = write;
+    resetSync();
+  }
+});
