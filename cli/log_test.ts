@@ -49,10 +49,22 @@ Deno.test("formatText() and formatJson() write each record's own time", () => {
   assert.equal(JSON.parse(formatJson(at(first))).time, "2026-01-01T00:00:00.001Z");
 });
 
-Deno.test("setupLogging() writes the info lines of a task together, and a warning at once", async () => {
+/** Collects what is written to stderr from now on, until `restore()` (which resets logging). */
+function captureStderr(): { writes: string[]; restore(): void } {
   const writes: string[] = [];
   const write = process.stderr.write;
   process.stderr.write = ((text: string) => writes.push(text) > 0) as typeof write;
+  return {
+    writes,
+    restore: () => {
+      process.stderr.write = write;
+      resetSync();
+    },
+  };
+}
+
+Deno.test("setupLogging() writes the info lines of a task together, and a warning at once", async () => {
+  const { writes, restore } = captureStderr();
   try {
     setupLogging("info", "text");
     const log = getLogger(["l4chat", "test"]);
@@ -73,25 +85,25 @@ Deno.test("setupLogging() writes the info lines of a task together, and a warnin
     await Promise.resolve();
     assert.equal(writes.length, 3);
   } finally {
-    process.stderr.write = write;
-    resetSync();
+    restore();
   }
 });
 
 /** What `setupLogging(level, format)` writes to stderr while `body` runs. */
-async function stderrOf(format: "text" | "json", body: () => void): Promise<string> {
-  const writes: string[] = [];
-  const write = process.stderr.write;
-  process.stderr.write = ((text: string) => writes.push(text) > 0) as typeof write;
+async function stderrOf(
+  format: "text" | "json",
+  body: () => void,
+  level: "info" | "warn" = "info",
+): Promise<string> {
+  const { writes, restore } = captureStderr();
   try {
-    setupLogging("info", format);
+    setupLogging(level, format);
     body();
     await Promise.resolve();
     flushLogs();
     return writes.join("");
   } finally {
-    process.stderr.write = write;
-    resetSync();
+    restore();
   }
 }
 
@@ -119,17 +131,7 @@ Deno.test("infoLine() gives the JSON format the line's properties", async () => 
 });
 
 Deno.test("infoLine() logs nothing below the level set up", async () => {
-  const writes: string[] = [];
-  const write = process.stderr.write;
-  process.stderr.write = ((text: string) => writes.push(text) > 0) as typeof write;
-  try {
-    setupLogging("warn", "text");
-    infoLine(getLogger(["l4chat", "test"]), "client {id} left", { id: 7 });
-    await Promise.resolve();
-    flushLogs();
-    assert.deepEqual(writes, []);
-  } finally {
-    process.stderr.write = write;
-    resetSync();
-  }
+  const log = getLogger(["l4chat", "test"]);
+  const text = await stderrOf("text", () => infoLine(log, "client {id} left", { id: 7 }), "warn");
+  assert.equal(text, "");
 });
