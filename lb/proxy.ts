@@ -18,6 +18,8 @@ import type { NatRow, NatTable } from "./nat_table.ts";
 import type { SharedCounts } from "./shared_counts.ts";
 
 const log = getLogger(["l4chat", "lb"]);
+/** The original's line after each open and close. */
+const NAT_SIZE_LINE = "   Current NAT table length : {natSize}";
 
 /** Formats a client address the way the original did: `<ip,port>`. */
 export function formatClient(addr: Addr): string {
@@ -377,7 +379,7 @@ export class Proxy {
         id: row.id,
         natSize: this.#natSize,
       });
-      log.info(natSizeLine(this.#natSize));
+      infoLine(log, NAT_SIZE_LINE, { natSize: this.#natSize });
     }
     this.#ctx.events.opened?.(row, backend, now - connectStart);
     return row;
@@ -459,17 +461,8 @@ export class Proxy {
       reason,
       natSize: this.#natSize,
     });
-    log.info(natSizeLine(this.#natSize));
+    infoLine(log, NAT_SIZE_LINE, { natSize: this.#natSize });
   }
-}
-
-/**
- * The original's line after each open and close. The size is written into the text, with no
- * properties (the line before has `natSize`): LogTape's quickest path, under half the cost of
- * a line with properties.
- */
-function natSizeLine(size: number): string {
-  return `   Current NAT table length : ${size}`;
 }
 
 /** Sends the PROXY header for `client` first on `upstream`; closes `upstream` if it cannot. */
