@@ -131,19 +131,17 @@ export function infoLine(
   logger.info(/[{}]/.test(text) ? text.replaceAll("{", "{{").replaceAll("}", "}}") : text);
 }
 
-/** The last timestamp written out, in each format: the lines of one millisecond share it. */
-let isoMs = NaN;
+/** The last timestamp written out, as ISO 8601 and as the text format writes it. */
+let timeMs = NaN;
 let isoText = "";
-let textMs = NaN;
 let textTime = "";
 
-/** `ms` as ISO 8601 (UTC). */
-function isoTime(ms: number): string {
-  if (ms !== isoMs) {
-    isoText = new Date(ms).toISOString();
-    isoMs = ms;
-  }
-  return isoText;
+/** Makes `isoText` and `textTime` those of `ms`: once per millisecond. */
+function setTime(ms: number): void {
+  if (ms === timeMs) return;
+  isoText = new Date(ms).toISOString();
+  textTime = isoText.replace("T", " ").slice(0, 23);
+  timeMs = ms;
 }
 
 /**
@@ -151,17 +149,15 @@ function isoTime(ms: number): string {
  * the original program's wording; properties are left to the JSON format.
  */
 export function formatText(record: LogRecord): string {
-  if (record.timestamp !== textMs) {
-    textTime = isoTime(record.timestamp).replace("T", " ").slice(0, 23);
-    textMs = record.timestamp;
-  }
+  setTime(record.timestamp);
   return `${textTime} ${LEVEL_LABELS[record.level]} ${renderMessage(record)}\n`;
 }
 
 /** Formats a record for machines: one JSON object per line with every property. */
 export function formatJson(record: LogRecord): string {
+  setTime(record.timestamp);
   const object: Record<string, unknown> = {
-    time: isoTime(record.timestamp),
+    time: isoText,
     level: record.level,
     category: record.category.join("."),
     message: renderMessage(record),
