@@ -114,7 +114,7 @@ export class LbMonitor {
         const nowMs = this.#nowMs();
         const durationMs = nowMs - row.openedAtMs;
         this.metrics.closed(row, backend, durationMs);
-        if (this.#activity.size > 0) this.#activity.delete(row.id);
+        this.#activity.delete(row.id);
         this.events.publish("close", () => ({
           id: row.id,
           client: formatAddr(row.client),
