@@ -1,4 +1,5 @@
 import type { Addr, Direction } from "../net/mod.ts";
+import { IdMap } from "./id_map.ts";
 
 /** One proxied connection: the original's NAT table row, with what l4chat adds. */
 export interface NatRow {
@@ -76,7 +77,7 @@ class Row implements NatRow {
  * on an error, whichever comes first; later calls about it are no-ops that return false.
  */
 export class NatTable {
-  #rows = new Map<number, NatRow>();
+  readonly #rows = new IdMap<NatRow>();
   #nextId: number;
   readonly #idStep: number;
 
@@ -94,8 +95,8 @@ export class NatTable {
     return this.#rows.size;
   }
 
-  /** The rows, oldest first. */
-  rows(): IterableIterator<NatRow> {
+  /** The rows, oldest first: a copy, so rows may be removed while it is walked. */
+  rows(): NatRow[] {
     return this.#rows.values();
   }
 

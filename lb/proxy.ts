@@ -14,6 +14,7 @@ import type { Backend, BackendPool } from "./backend.ts";
 import type { Balancer } from "./balancer.ts";
 import type { LbConfig } from "./config.ts";
 import type { HealthMonitor } from "./health_probe.ts";
+import { IdMap } from "./id_map.ts";
 import type { NatRow, NatTable } from "./nat_table.ts";
 import type { SharedCounts } from "./shared_counts.ts";
 
@@ -145,7 +146,7 @@ interface Session {
 export class Proxy {
   readonly #ctx: ProxyContext;
   /** The sessions whose backend connection is up, by NAT row id. */
-  readonly #tunnels = new Map<number, Session>();
+  readonly #tunnels = new IdMap<Session>();
   readonly #limits: Limits;
   #pending = 0;
   #nextConnId = 1;

@@ -12,6 +12,7 @@ import { formatAddr, loadNet } from "../net/mod.ts";
 import { applySnapshots, type Backend, BackendPool } from "./backend.ts";
 import { createBalancer } from "./balancers/mod.ts";
 import { type DataPath, startDataPath } from "./mod.ts";
+import { IdMap } from "./id_map.ts";
 import { copyRow, NatTable } from "./nat_table.ts";
 import type { PassiveHealth, ProxyContext, ProxyEvents } from "./proxy.ts";
 import { SharedCounts } from "./shared_counts.ts";
@@ -115,12 +116,14 @@ async function init(message: Extract<ToWorker, { type: "init" }>): Promise<void>
   }
 
   // The byte counters of live rows, for the admin endpoint's table: only those that moved.
-  const reported = new Map<number, number>();
+  // Made anew each time, of the live rows only: no entry per connection comes and goes.
+  let reported = new IdMap<number>();
   const reportBytes = () => {
+    const next = new IdMap<number>();
     for (const row of nat.rows()) {
       const bytes = row.bytesUp + row.bytesDown;
+      next.set(row.id, bytes);
       if (reported.get(row.id) === bytes) continue;
-      reported.set(row.id, bytes);
       report({
         kind: "bytes",
         id: row.id,
@@ -130,7 +133,7 @@ async function init(message: Extract<ToWorker, { type: "init" }>): Promise<void>
         downDone: row.downDone,
       });
     }
-    for (const id of reported.keys()) if (nat.get(id) === undefined) reported.delete(id);
+    reported = next;
   };
   const bytesTimer = setInterval(reportBytes, BYTES_EVERY_MS);
 

@@ -278,8 +278,12 @@ class Poller {
   /** Bulk buffers given back past the pool, their pages given back to the kernel. */
   readonly #coldBulks: Uint8Array[] = [];
   #bulksTaken = 0;
-  /** Connects in progress that have a deadline, and the one timer that watches them all. */
-  readonly #connects = new Set<EpollConn>();
+  /**
+   * Connects in progress that have a deadline, each at its `connectSlot` (a `Set` would age
+   * them: see lb/id_map.ts), the places free in it, and the one timer that watches them all.
+   */
+  readonly #connects: (EpollConn | undefined)[] = [];
+  readonly #freeConnectSlots: number[] = [];
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
   #connectTimerAtMs = Infinity;
   /**
@@ -731,7 +735,9 @@ class Poller {
   connectStarted(conn: EpollConn): void {
     const deadlineMs = conn.connecting!.deadlineMs;
     if (deadlineMs === Infinity) return;
-    this.#connects.add(conn);
+    const slot = this.#freeConnectSlots.pop() ?? this.#connects.length;
+    this.#connects[slot] = conn;
+    conn.connectSlot = slot;
     if (deadlineMs < this.#connectTimerAtMs) this.#armConnectTimer(deadlineMs);
   }
 
@@ -740,7 +746,11 @@ class Poller {
    * nothing due it just stops, where clearing and setting one per connect costs more.
    */
   connectEnded(conn: EpollConn): void {
-    this.#connects.delete(conn);
+    const slot = conn.connectSlot;
+    if (slot < 0) return;
+    this.#connects[slot] = undefined;
+    this.#freeConnectSlots.push(slot);
+    conn.connectSlot = -1;
   }
 
   #stopConnectTimer(): void {
@@ -761,7 +771,10 @@ class Poller {
     this.#connectTimerAtMs = Infinity;
     const now = Date.now();
     let next = Infinity;
-    for (const conn of this.#connects) {
+    const connects = this.#connects;
+    for (let slot = 0; slot < connects.length; slot++) {
+      const conn = connects[slot];
+      if (conn === undefined) continue;
       const { deadlineMs, timeoutMs } = conn.connecting!;
       if (deadlineMs <= now) {
         conn.abortConnect(eventError("TimedOut", `connect timed out after ${timeoutMs} ms`));
@@ -1609,6 +1622,8 @@ class EpollConn implements Conn, Pollable, RingUser {
   #reader: PendingRead | undefined;
   #writes: PendingWrite[] | undefined;
   connecting: Connecting | undefined;
+  /** Its place among the poller's connects with a deadline, while it is one; else -1. */
+  connectSlot = -1;
   /** The relay flow reading from this socket, while one does. */
   outFlow: Flow | undefined;
   /** The relay flow writing to this socket, while one does. */
