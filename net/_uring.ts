@@ -25,8 +25,18 @@ export interface RingSys {
   setup(entries: number, params: Uint8Array): number;
   /** `mmap` of `bytes` of the ring `fd` at `offset`, shared: the memory, or undefined. */
   map(fd: number, bytes: number, offset: number): ArrayBuffer | undefined;
-  /** `io_uring_enter(fd, toSubmit, minComplete, flags, NULL, 0)`: how many were taken, or -errno. */
-  enter(fd: number, toSubmit: number, minComplete: number, flags: number): number;
+  /**
+   * `io_uring_enter(fd, toSubmit, minComplete, flags, arg, argSize)` (`arg` an address, 0 for
+   * none): how many were taken, or -errno.
+   */
+  enter(
+    fd: number,
+    toSubmit: number,
+    minComplete: number,
+    flags: number,
+    arg?: number,
+    argSize?: number,
+  ): number;
   /** `io_uring_register(fd, opcode, arg, nrArgs)`: 0 or more, or -errno. */
   register(fd: number, opcode: number, arg: Uint8Array, nrArgs: number): number;
   /** Where `buf`'s bytes are in memory. */
@@ -99,6 +109,11 @@ const CQ_EVENTFD_DISABLED = 1;
 const REGISTER_EVENTFD = 4;
 const SETUP_NO_SQARRAY = 1 << 16;
 const ENTER_GETEVENTS = 1;
+/** `io_uring_enter`'s `arg` is a `struct io_uring_getevents_arg` (a wait's timeout). */
+const ENTER_EXT_ARG = 8;
+/** Bytes of `struct io_uring_getevents_arg`, and of the `struct __kernel_timespec` after it. */
+const GETEVENTS_ARG_BYTES = 24;
+const TIMESPEC_BYTES = 16;
 const OFF_SQES = 0x10000000;
 /** Bytes of `struct io_uring_params`, and where its two offset structs start. */
 const PARAMS_BYTES = 120;
@@ -221,10 +236,11 @@ export class BufferGroup {
  *   its set and its wait on another thread, once stalled 2.9 s that way (a reply that came 2 s
  *   after its request reached the client at 4.9 s).
  * - `deferred`: completions wait in the kernel until the next {@linkcode Ring.submit}
- *   (`IORING_SETUP_DEFER_TASKRUN`), {@linkcode Ring.due} says when one is worth making, and an
- *   eventfd given to {@linkcode Ring.notify} is signalled as soon as there is something to post,
- *   whatever the thread is doing: an epoll set that holds it wakes for that (the epoll engine's
- *   way). The ring's own descriptor never becomes readable then (measured).
+ *   (`IORING_SETUP_DEFER_TASKRUN`), {@linkcode Ring.due} says when one is worth making, and
+ *   {@linkcode Ring.wait} is woken as soon as there is something to post. Some kernels signal
+ *   an eventfd given to {@linkcode Ring.notify} then too, whatever the thread is doing, so an
+ *   epoll set that holds it wakes for that; others only once they are posted (see there). The
+ *   ring's own descriptor never becomes readable then (measured).
  */
 export class Ring {
   readonly #sys: RingSys;
@@ -247,6 +263,8 @@ export class Ring {
   /** Queued since the last submission. */
   #queued = 0;
   #closed = false;
+  /** Where {@linkcode wait} keeps its `io_uring_getevents_arg` and timeout, once it has waited. */
+  #waitArg: { addr: number; view: DataView } | undefined;
 
   /**
    * A ring of `entries` submissions (and four times as many completions), or why there is
@@ -382,7 +400,11 @@ export class Ring {
 
   /**
    * Has the kernel signal eventfd `fd` when completions are ready, or, on a deferred ring,
-   * wait to be posted: an epoll set that holds `fd` then wakes for them. 0, or -errno.
+   * wait to be posted: an epoll set that holds `fd` then wakes for them. 0, or -errno. Not on
+   * every kernel: `6.18.44-fc-v1272` (`uname -r` of the benchmark's AMD machine on 2026-12-04)
+   * signals it for a deferred ring only as the completions are posted, by this thread's next
+   * submission, so the eventfd cannot wake the thread for them; `6.18.44-fc-v1147` (the Intel
+   * machine's) did.
    */
   notify(fd: number): number {
     const res = this.#sys.register(
@@ -430,6 +452,33 @@ export class Ring {
     // A deferred ring posts its completions only when asked for events.
     const getEvents = minComplete > 0 || this.#deferred;
     const res = this.#sys.enter(this.#fd, queued, minComplete, getEvents ? ENTER_GETEVENTS : 0);
+    if (res < 0) return res === -EINTR || res === -ETIME ? 0 : res;
+    this.#queued -= Math.min(res, queued);
+    return 0;
+  }
+
+  /**
+   * Hands the kernel what was queued and waits until a completion is ready, for `timeoutMs` at
+   * most. On a deferred ring this is the wait the kernel wakes for completions to post, where
+   * an eventfd may not be signalled until they are posted (see {@linkcode Ring.notify}).
+   * Returns 0 (a wait that ran out or was interrupted too), or -errno.
+   */
+  wait(timeoutMs: number): number {
+    if (this.#waitArg === undefined) {
+      const arg = this.pin(GETEVENTS_ARG_BYTES + TIMESPEC_BYTES);
+      const view = new DataView(arg.buf.buffer, arg.buf.byteOffset, arg.buf.length);
+      // sigmask 0 and its size 0: the thread's own; `ts` points just past the struct.
+      view.setBigUint64(16, BigInt(arg.addr + GETEVENTS_ARG_BYTES), true);
+      this.#waitArg = { addr: arg.addr, view };
+    }
+    const { addr, view } = this.#waitArg;
+    const ms = Math.max(0, timeoutMs);
+    view.setBigInt64(GETEVENTS_ARG_BYTES, BigInt(Math.floor(ms / 1000)), true);
+    view.setBigInt64(GETEVENTS_ARG_BYTES + 8, BigInt(Math.round((ms % 1000) * 1e6)), true);
+    Atomics.store(this.#ring, this.#sqTailAt, this.#sqTail);
+    const queued = this.#queued;
+    const flags = ENTER_GETEVENTS | ENTER_EXT_ARG;
+    const res = this.#sys.enter(this.#fd, queued, 1, flags, addr, GETEVENTS_ARG_BYTES);
     if (res < 0) return res === -EINTR || res === -ETIME ? 0 : res;
     this.#queued -= Math.min(res, queued);
     return 0;

@@ -32,12 +32,9 @@ export function bunRingSys(): RingSys | { unavailable: string } {
   }
   const errno = new Int32Array(ffi.toArrayBuffer(c.__errno_location() as number, 0, 4));
   const addressOf = (buf: Uint8Array) => ffi.ptr(buf);
-  /**
-   * System call `nr` with up to four arguments, the other two 0 (`io_uring_enter`'s signal
-   * mask and its size): its result, or -errno (`syscall` gives -1).
-   */
-  const call = (nr: number, a: number, b: number, c3 = 0, d = 0) => {
-    const res = Number(c.syscall(nr, a, b, c3, d, 0, 0));
+  /** System call `nr` with up to six arguments: its result, or -errno (`syscall` gives -1). */
+  const call = (nr: number, a: number, b: number, c3 = 0, d = 0, e = 0, f = 0) => {
+    const res = Number(c.syscall(nr, a, b, c3, d, e, f));
     return res === -1 ? -errno[0] : res;
   };
   return {
@@ -48,8 +45,8 @@ export function bunRingSys(): RingSys | { unavailable: string } {
       if (!(at > 0 && at < 2 ** 47)) return undefined;
       return ffi.toArrayBuffer(at, 0, bytes);
     },
-    enter: (fd, toSubmit, minComplete, flags) =>
-      call(SYS_IO_URING_ENTER, fd, toSubmit, minComplete, flags),
+    enter: (fd, toSubmit, minComplete, flags, arg = 0, argSize = 0) =>
+      call(SYS_IO_URING_ENTER, fd, toSubmit, minComplete, flags, arg, argSize),
     register: (fd, opcode, arg, nrArgs) =>
       call(SYS_IO_URING_REGISTER, fd, opcode, addressOf(arg), nrArgs),
     addressOf,

@@ -27,10 +27,18 @@ export function denoRingSys(): RingSys | { unavailable: string } {
   const errno = errnoCell(c.__errno_location() as Deno.PointerValue);
   const addressOf = (buf: Uint8Array) =>
     Number(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
-  /** System call `nr` with up to four arguments: its result, or -errno (`syscall` gives -1). */
-  const call = (nr: number, a: number, b: number, c3 = 0, d = 0) => {
+  /** System call `nr` with up to six arguments: its result, or -errno (`syscall` gives -1). */
+  const call = (nr: number, a: number, b: number, c3 = 0, d = 0, e = 0, f = 0) => {
     const res = Number(
-      c.syscall(BigInt(nr), BigInt(a), BigInt(b), BigInt(c3), BigInt(d), 0n, 0n) as bigint,
+      c.syscall(
+        BigInt(nr),
+        BigInt(a),
+        BigInt(b),
+        BigInt(c3),
+        BigInt(d),
+        BigInt(e),
+        BigInt(f),
+      ) as bigint,
     );
     return res === -1 ? -errno[0] : res;
   };
@@ -48,8 +56,8 @@ export function denoRingSys(): RingSys | { unavailable: string } {
       if (ptr === null || BigInt(Deno.UnsafePointer.value(ptr)) === MAP_FAILED) return undefined;
       return Deno.UnsafePointerView.getArrayBuffer(ptr, bytes);
     },
-    enter: (fd, toSubmit, minComplete, flags) =>
-      call(SYS_IO_URING_ENTER, fd, toSubmit, minComplete, flags),
+    enter: (fd, toSubmit, minComplete, flags, arg = 0, argSize = 0) =>
+      call(SYS_IO_URING_ENTER, fd, toSubmit, minComplete, flags, arg, argSize),
     register: (fd, opcode, arg, nrArgs) =>
       call(SYS_IO_URING_REGISTER, fd, opcode, addressOf(arg), nrArgs),
     addressOf,

@@ -29,9 +29,13 @@
  * enters the epoll set only if it is read or written to outside a relay (a PROXY header, a
  * chat client); accepts, shutdowns and removals from the epoll set stay system calls (see
  * {@linkcode EpollListener} and `EpollConn.shutWrite`). The kernel posts completions when the
- * loop asks, and signals an eventfd in the epoll set when there is something to ask for, so
- * the loop waits for its sockets and its ring in one `epoll_wait`, on either thread. The
- * signals are on only for the waits: while the loop runs, it reads the ring's flags instead.
+ * loop asks. On this thread the loop waits on the ring (`io_uring_enter`), which the kernel
+ * wakes when there is something to ask for, with the epoll set polled there too; on the other
+ * thread it waits in `epoll_wait`, with an eventfd in the set that the ring signals, on kernels
+ * that signal it for completions not yet posted (a probe at start tells). On the others the loop
+ * does not hand its wait over while anything has entries on the ring: it waits on the ring for
+ * {@linkcode IDLE_WAIT_MS} at a time, and the runtime turns between. The eventfd's signals are
+ * on only for the waits on the other thread.
  *
  * @module
  */
@@ -86,6 +90,7 @@ import {
   SO_REUSEPORT,
   SO_SNDBUF,
   SOCK_CLOEXEC,
+  SOCK_DGRAM,
   SOCK_NONBLOCK,
   SOCK_STREAM,
   SOCKADDR_MAX,
@@ -127,6 +132,11 @@ const log = getLogger(["l4chat", "net"]);
 const TURN_EVERY_MS = 1;
 /** Short waits in a row that find nothing before the wait goes to the other thread. */
 const QUIET_WAITS = 20;
+/**
+ * How long the loop then waits on the ring, in ms, where it cannot wait on the other thread
+ * (see {@linkcode Ring.notify}): the runtime's own timers and sockets are seen this late.
+ */
+const IDLE_WAIT_MS = 10;
 /**
  * How long, in ms, the loop goes on looking for events without waiting once a batch is done,
  * before it sleeps: a reply that comes within it costs no wake-up. One request at a time, this
@@ -180,6 +190,8 @@ const K_QUICKACK = 7;
 /** A direction that found no buffer free waits for bytes to come (or to be there). */
 const K_POLL_UP = 8;
 const K_POLL_DOWN = 9;
+/** The poll of the loop's own epoll set, made while the loop waits on the ring. */
+const K_EPOLL = 14;
 /** A completion nothing waits for: a close, a cancellation, a removal from the epoll set. */
 const K_NONE = 15;
 /** Submissions a turn of the loop makes at most for what its completions queued... */
@@ -306,6 +318,8 @@ class Poller {
   /** What has entries on the ring, by id; an id is free again once none is in flight. */
   readonly #ringUsers: (RingUser | undefined)[] = [];
   readonly #freeRingIds: number[] = [];
+  /** How many have an id on the ring. */
+  #onRing = 0;
   /** Directions with bytes waiting and no buffer free: received again as buffers come back. */
   readonly #starved: Flow[] = [];
   /** Buffers of the group that receives hold, and the direction holding each (by id). */
@@ -337,6 +351,15 @@ class Poller {
   readonly #zero: { buf: Uint8Array; addr: number } | undefined;
   /** Whether the loop waits on the other thread: what is queued on the ring must go now. */
   #parked = false;
+  /**
+   * Whether the ring's eventfd is signalled when a completion waits to be posted, so that the
+   * loop may wait on the other thread while relays have entries on the ring (see
+   * {@linkcode Ring.notify}); false with no ring.
+   */
+  readonly #announces: boolean = false;
+  /** A poll of the epoll set is on the ring; it has completed since the loop last looked. */
+  #epollArmed = false;
+  #epollSeen = false;
   /**
    * Whether this thread's work settled a promise since the loop last let every reaction run:
    * what a read sets off may take many steps (a chat server's: the lines split, the room told,
@@ -371,6 +394,40 @@ class Poller {
       if (res < 0) throw errnoError(-res, "io_uring_register");
       // Edge-triggered: every signal is an event, and the counter is never read.
       this.#control(EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLET, RING_SLOT, 0);
+      this.#announces = this.#announcesDeferred(this.ring, fd);
+    }
+  }
+
+  /**
+   * Whether `ring` signals eventfd `fd` when a completion waits to be posted: a poll on the
+   * ring of a UDP socket of its own, which then sends itself a byte (on loopback, the kernel
+   * hands it over before the send returns). Not an eventfd: the kernel puts off the signals
+   * of what an eventfd's own write wakes. A kernel that signals late is taken for one that does
+   * not, which costs only wake-ups.
+   */
+  #announcesDeferred(ring: Ring, fd: number): boolean {
+    const { libc } = this;
+    const probe = libc.socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (probe < 0) return false;
+    try {
+      const loopback = encodeSockaddr({ hostname: "127.0.0.1", port: 0 })!;
+      if (libc.bind(probe, loopback) < 0) return false;
+      const self = this.localAddr(probe);
+      if (libc.connect(probe, encodeSockaddr(self)!) < 0) return false;
+      if (!ring.queue({ op: OP_POLL_ADD, fd: probe, opFlags: EPOLLIN, userData: K_NONE })) {
+        return false;
+      }
+      ring.submit(0);
+      this.#counter[0] = 1;
+      if (libc.send(probe, this.#counter, 1) !== 1) return false;
+      const announced = libc.read(fd, this.#counter, 8) === 8;
+      // The poll's completion is posted, and what that signalled taken.
+      ring.submit(0);
+      ring.complete(() => {});
+      libc.read(fd, this.#counter, 8);
+      return announced;
+    } finally {
+      libc.close(probe);
     }
   }
 
@@ -499,6 +556,7 @@ class Poller {
     const id = this.#freeRingIds.pop() ?? this.#ringUsers.length;
     this.#ringUsers[id] = user;
     user.ringId = id;
+    this.#onRing++;
     // The loop goes on while anything has entries on the ring.
     this.#registered++;
     if (!this.#looping) this.#loop();
@@ -510,6 +568,7 @@ class Poller {
     this.#ringUsers[user.ringId] = undefined;
     this.#freeRingIds.push(user.ringId);
     user.ringId = -1;
+    this.#onRing--;
     this.#unregistered();
   }
 
@@ -679,6 +738,11 @@ class Poller {
   readonly #completed = (data: number, res: number, flags: number): void => {
     const kind = data & 15;
     if (kind === K_NONE) return;
+    if (kind === K_EPOLL) {
+      this.#epollArmed = false;
+      this.#epollSeen = true;
+      return;
+    }
     const user = this.#ringUsers[Math.floor(data / 16)]!;
     user.inFlight--;
     try {
@@ -932,6 +996,23 @@ class Poller {
     return false;
   }
 
+  /**
+   * Waits on the ring for `ms` at most, until a completion is there to post or take or the
+   * epoll set has events (a poll of it on the ring, made once and again after each time it
+   * completes), handing over what is queued: whether the ring has something.
+   */
+  #waitOnRing(ms: number): boolean {
+    const ring = this.ring!;
+    if (!this.#epollArmed) {
+      this.#epollArmed = true;
+      this.pushIo(OP_POLL_ADD, this.#ep, 0, 0, EPOLLIN, 0, K_EPOLL);
+    }
+    ring.wait(ms);
+    this.submits++;
+    this.#stagedBytes = 0;
+    return this.#ringHas();
+  }
+
   async #loop(): Promise<void> {
     this.#looping = true;
     const { libc } = this;
@@ -986,11 +1067,22 @@ class Poller {
           // Held ACKs go before any wait; a look that found nothing was too soon for the bytes
           // that would have carried them.
           this.#acksDeferred(true);
-          if (!this.#readyToWait()) continue;
           // A FIN that waits keeps the wait here, where the loop sees it due.
-          if (quietWaits < QUIET_WAITS || this.#finWaits.size > 0) {
+          const here = quietWaits < QUIET_WAITS || this.#finWaits.size > 0;
+          // With a ring, this thread waits on it, the epoll set polled there. It waits there
+          // longer, rather than on the other thread, while anything has entries on a ring whose
+          // eventfd would not end that wait for them.
+          if (this.ring !== undefined && (here || (!this.#announces && this.#onRing > 0))) {
+            ringBatch = this.#waitOnRing(here ? TURN_EVERY_MS : IDLE_WAIT_MS);
+            if (!ringBatch) {
+              this.#finsDue();
+              quietWaits++;
+              continue;
+            }
+          } else if (!this.#readyToWait()) {
+            continue;
+          } else if (here) {
             n = libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, TURN_EVERY_MS);
-            this.ring?.signals(false);
             if (n <= 0) {
               this.#finsDue();
               quietWaits++;
@@ -1009,6 +1101,11 @@ class Poller {
         spun = false;
         this.#inBatch = true;
         if (ringBatch) this.#ringTurn();
+        // The poll of the epoll set on the ring says it has events.
+        if (this.#epollSeen) {
+          this.#epollSeen = false;
+          if (n <= 0) n = libc.epollPoll(this.#ep, this.#events, MAX_EVENTS, 0);
+        }
         for (let i = 0; i < n; i++) {
           const base = i * size;
           const slot = view.getUint32(base + dataOffset, true);
