@@ -375,7 +375,7 @@ export async function runServ(net: Net, options: ServOptions): Promise<ChatServe
       clearTimeout(presenceTimer);
       listener.close();
       await accepting;
-      log.info("chat server shutting down ({clients} clients)", { clients: sessions.size });
+      log.info("chat server shutting down (clients: {clients})", { clients: sessions.size });
       const notice = formatNotice("server shutting down");
       deliverSaid();
       const all = [...sessions];

@@ -33,6 +33,8 @@ type Input = typeof process.stdin;
 type Output = typeof process.stdout;
 
 const CSI = "\x1b[";
+/** Lines of the chat printed on the normal screen when it ends with a message. */
+const LAST_LINES = 5;
 
 /**
  * The full-screen chat at a terminal. Lines from the server scroll in the region above the
@@ -81,7 +83,11 @@ export class TtyView {
     this.redraw();
   }
 
-  /** Gives the terminal back as it was, then prints `message` (a line) if given. */
+  /**
+   * Gives the terminal back as it was, then prints `message` (a line) if given, after the last
+   * lines the screen showed (up to {@linkcode LAST_LINES}), so that why the chat ended (a
+   * server's `* server shutting down`) stays in sight.
+   */
   stop(message?: string): void {
     if (!this.#started) {
       if (message !== undefined) this.#output.write(message + "\n");
@@ -96,7 +102,12 @@ export class TtyView {
       // The terminal is already gone.
     }
     this.#input.pause();
-    this.#output.write(`${CSI}r${CSI}?1049l${message === undefined ? "" : message + "\n"}`);
+    let after = "";
+    if (message !== undefined) {
+      for (const shown of this.#lines.slice(-LAST_LINES)) after += this.#format(shown) + "\n";
+      after += message + "\n";
+    }
+    this.#output.write(`${CSI}r${CSI}?1049l${after}`);
   }
 
   /** Shows a line from the server (decoded, without its `\n`). */

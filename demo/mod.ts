@@ -176,9 +176,9 @@ async function runDemo(net: Net, port: number | undefined, once: boolean): Promi
   }
   process.stdout.write(
     `\nThe demo is up: the load balancer is on ${lbText}. Join from another terminal with\n` +
-      `  ./l4chat clnt 127.0.0.1 ${lb.addr.port} <your-name>\n` +
-      `or, from the source tree,\n` +
       `  deno task start clnt 127.0.0.1 ${lb.addr.port} <your-name>\n` +
+      `from the source tree, or with a release binary,\n` +
+      `  ./l4chat clnt 127.0.0.1 ${lb.addr.port} <your-name>\n` +
       `jin and sujungwef are still there. Press Ctrl-C to stop.\n\n`,
   );
   await lb.done;

@@ -289,7 +289,7 @@ export async function runLb(
   const { proxy } = dataPath;
 
   for (const backend of pool.all()) log.info(formatOperating(backend), { backendId: backend.id });
-  log.info("load balancer listening on {addr} ({balance}, {backends} servers)", {
+  log.info("load balancer listening on {addr} ({balance}, servers: {backends})", {
     addr: formatAddr(dataPath.addr),
     balance: config.balance,
     backends: pool.all().length,

@@ -343,12 +343,15 @@ export async function runWorkers(
   }
 
   for (const backend of pool.all()) log.info(formatOperating(backend), { backendId: backend.id });
-  log.info("load balancer listening on {addr} ({balance}, {backends} servers, {workers} workers)", {
-    addr: formatAddr(addr),
-    balance: config.balance,
-    backends: pool.all().length,
-    workers: options.count,
-  });
+  log.info(
+    "load balancer listening on {addr} ({balance}, servers: {backends}, workers: {workers})",
+    {
+      addr: formatAddr(addr),
+      balance: config.balance,
+      backends: pool.all().length,
+      workers: options.count,
+    },
+  );
   health.start();
 
   const reload = async (next: LbConfig): Promise<ReconcileResult> => {

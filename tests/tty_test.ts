@@ -113,14 +113,21 @@ Deno.test(
 );
 
 Deno.test(
-  "clnt at a terminal: Server disconnected ... on the normal screen, exit 1",
+  "clnt at a terminal: Server disconnected ... on the normal screen after the chat's last lines, exit 1",
   NO_TMUX,
   async () => {
     const { proc: serv, port } = await startServ(["--presence", "off"]);
     await using _serv = serv;
     await using term = await startTtyClnt(port, "jin");
-    serv.kill("SIGKILL");
+    await term.type("hello");
+    await term.press("Enter");
+    await term.waitForScreen((s) => s.some((line) => line.includes("hello")), "the line echoed");
+    // A server that stops says so first; the view that showed it is gone once clnt exits.
+    serv.kill("SIGTERM");
     const screen = await term.waitForScreen((s) => s.includes("exit=1"), "clnt exiting with 1");
-    assert.equal(screen[screen.indexOf("exit=1") - 1], "Server disconnected ...");
+    const at = screen.indexOf("exit=1");
+    assert.equal(screen[at - 1], "Server disconnected ...");
+    assert.equal(screen[at - 2], "* server shutting down");
+    assert.match(screen[at - 3], /jin\s+hello$/);
   },
 );
