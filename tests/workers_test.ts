@@ -48,7 +48,7 @@ Deno.test({
     WORKER_PERMISSIONS,
   );
   await using _proc = proc;
-  await proc.stderr.waitFor(/load balancer listening on .* 2 workers\)$/);
+  await proc.stderr.waitFor(/load balancer listening on .* workers: 2\)$/);
   const clients: RawClient[] = [];
   try {
     for (let i = 0; i < 24; i++) clients.push((await connectGreeted(port))[0]);
