@@ -93,9 +93,9 @@ Deno.test({
   async fn() {
     // Ping-pong from another process, one round at a time: each round, the loop has nothing to
     // do until a peer's bytes come. A wait that runs out while the ring holds completions to
-    // post slept through them (on `6.18.44-fc-v1272`, the eventfd in
-    // the epoll set was not signalled for them: every round waited out a 1 ms wait, and the
-    // relay made a tenth of HAProxy's rate over one connection).
+    // post slept through them (on `6.18.44-fc-v1272`, the eventfd in the epoll set was not
+    // signalled for them: every round waited out a 1 ms wait, and the relay made a tenth of
+    // HAProxy's rate over one connection).
     const ROUNDS = 200;
     let sleptThrough = 0;
     const relayRing = openRelayRing(watchingRingWaits(() => {
