@@ -447,11 +447,17 @@ export class Ring {
    * ready (0: does not wait). Returns 0, or -errno (an interrupted wait is not an error).
    */
   submit(minComplete: number): number {
-    Atomics.store(this.#ring, this.#sqTailAt, this.#sqTail);
-    const queued = this.#queued;
     // A deferred ring posts its completions only when asked for events.
     const getEvents = minComplete > 0 || this.#deferred;
-    const res = this.#sys.enter(this.#fd, queued, minComplete, getEvents ? ENTER_GETEVENTS : 0);
+    return this.#enter(minComplete, getEvents ? ENTER_GETEVENTS : 0, 0);
+  }
+
+  /** `io_uring_enter` with what is queued, and `arg` (a getevents arg, or 0): 0, or -errno. */
+  #enter(minComplete: number, flags: number, arg: number): number {
+    Atomics.store(this.#ring, this.#sqTailAt, this.#sqTail);
+    const queued = this.#queued;
+    const argSize = arg === 0 ? 0 : GETEVENTS_ARG_BYTES;
+    const res = this.#sys.enter(this.#fd, queued, minComplete, flags, arg, argSize);
     if (res < 0) return res === -EINTR || res === -ETIME ? 0 : res;
     this.#queued -= Math.min(res, queued);
     return 0;
@@ -475,13 +481,7 @@ export class Ring {
     const ms = Math.max(0, timeoutMs);
     view.setBigInt64(GETEVENTS_ARG_BYTES, BigInt(Math.floor(ms / 1000)), true);
     view.setBigInt64(GETEVENTS_ARG_BYTES + 8, BigInt(Math.round((ms % 1000) * 1e6)), true);
-    Atomics.store(this.#ring, this.#sqTailAt, this.#sqTail);
-    const queued = this.#queued;
-    const flags = ENTER_GETEVENTS | ENTER_EXT_ARG;
-    const res = this.#sys.enter(this.#fd, queued, 1, flags, addr, GETEVENTS_ARG_BYTES);
-    if (res < 0) return res === -EINTR || res === -ETIME ? 0 : res;
-    this.#queued -= Math.min(res, queued);
-    return 0;
+    return this.#enter(1, ENTER_GETEVENTS | ENTER_EXT_ARG, addr);
   }
 
   /** Calls `each` with every completion ready, in order; returns how many. */

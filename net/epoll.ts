@@ -521,6 +521,11 @@ class Poller {
   /** Hands the kernel what is queued on the ring, and posts what completed. */
   #submit(): void {
     this.ring!.submit(0);
+    this.#handedOver();
+  }
+
+  /** What was staged for the kernel is its own now. */
+  #handedOver(): void {
     this.submits++;
     this.#stagedBytes = 0;
   }
@@ -1009,8 +1014,7 @@ class Poller {
       this.pushIo(OP_POLL_ADD, this.#ep, 0, 0, EPOLLIN, 0, K_EPOLL);
     }
     ring.wait(ms);
-    this.submits++;
-    this.#stagedBytes = 0;
+    this.#handedOver();
     return this.#ringHas();
   }
 
