@@ -263,8 +263,11 @@ export class Ring {
   /** Queued since the last submission. */
   #queued = 0;
   #closed = false;
-  /** Where {@linkcode wait} keeps its `io_uring_getevents_arg` and timeout, once it has waited. */
-  #waitArg: { addr: number; view: DataView } | undefined;
+  /**
+   * Where {@linkcode wait} keeps its `io_uring_getevents_arg` and timeout, once it has waited,
+   * and the timeout written there last (in ms).
+   */
+  #waitArg: { addr: number; words: Uint32Array; ms: number } | undefined;
 
   /**
    * A ring of `entries` submissions (and four times as many completions), or why there is
@@ -472,16 +475,21 @@ export class Ring {
   wait(timeoutMs: number): number {
     if (this.#waitArg === undefined) {
       const arg = this.pin(GETEVENTS_ARG_BYTES + TIMESPEC_BYTES);
-      const view = new DataView(arg.buf.buffer, arg.buf.byteOffset, arg.buf.length);
-      // sigmask 0 and its size 0: the thread's own; `ts` points just past the struct.
-      view.setBigUint64(16, BigInt(arg.addr + GETEVENTS_ARG_BYTES), true);
-      this.#waitArg = { addr: arg.addr, view };
+      const words = new Uint32Array(arg.buf.buffer, arg.buf.byteOffset, arg.buf.length / 4);
+      // sigmask 0 and its size 0: the thread's own; `ts` (word 4) points just past the struct.
+      put64(words, 4, arg.addr + GETEVENTS_ARG_BYTES);
+      this.#waitArg = { addr: arg.addr, words, ms: -1 };
     }
-    const { addr, view } = this.#waitArg;
+    const arg = this.#waitArg;
     const ms = Math.max(0, timeoutMs);
-    view.setBigInt64(GETEVENTS_ARG_BYTES, BigInt(Math.floor(ms / 1000)), true);
-    view.setBigInt64(GETEVENTS_ARG_BYTES + 8, BigInt(Math.round((ms % 1000) * 1e6)), true);
-    return this.#enter(1, ENTER_GETEVENTS | ENTER_EXT_ARG, addr);
+    // The loop waits for one of two timeouts: written again only when it changes.
+    if (ms !== arg.ms) {
+      arg.ms = ms;
+      const at = GETEVENTS_ARG_BYTES / 4;
+      put64(arg.words, at, Math.floor(ms / 1000));
+      put64(arg.words, at + 2, Math.round((ms % 1000) * 1e6));
+    }
+    return this.#enter(1, ENTER_GETEVENTS | ENTER_EXT_ARG, arg.addr);
   }
 
   /** Calls `each` with every completion ready, in order; returns how many. */
